@@ -17,9 +17,8 @@ from . import conjugate, data, grading, layers, metrics, models, plots, predict,
 from .utils import get_device, seed_everything
 
 __version__ = "0.1.0"
-REPOSITORY_URL = "https://github.com/bdl-course/bdl-course"
 
 __all__ = [
     "conjugate", "data", "grading", "layers", "metrics", "models", "plots", "predict",
-    "train", "utils", "get_device", "seed_everything", "REPOSITORY_URL",
+    "train", "utils", "get_device", "seed_everything",
 ]

@@ -30,7 +30,15 @@ WINE_FEATURES = (
     "fixed acidity", "volatile acidity", "citric acid", "residual sugar", "chlorides",
     "free sulfur dioxide", "total sulfur dioxide", "density", "pH", "sulphates", "alcohol",
 )
-_REPO_DATA = Path(__file__).resolve().parent.parent / "data"
+
+
+def default_data_dir() -> Path:
+    """The course's ``data/`` folder in a checkout; ``~/.cache/bdl_course`` for a pip-installed package."""
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "pyproject.toml").is_file():
+        return checkout / "data"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "bdl_course"
+
 
 
 class DataError(RuntimeError):
@@ -80,7 +88,7 @@ def _sha256(path: Path) -> str:
 
 def _how_to_get(filename: str) -> str:
     return (f"Fix: download {WINE_URL.format(filename=filename)} by hand (UCI data set 186, Wine Quality) "
-            f"and put it in {_REPO_DATA} or in a folder named by the BDL_COURSE_DATA environment variable.")
+            f"and put it in {default_data_dir()} or in a folder named by the BDL_COURSE_DATA environment variable.")
 
 
 def _verified(path: Path, sha256: str) -> Path:
@@ -111,7 +119,7 @@ def download(url: str, dest: Path, sha256: str, timeout: float = 30.0) -> Path:
                             + _how_to_get(dest.name))
         os.replace(tmp, dest)
     except (urllib.error.URLError, OSError, TimeoutError) as err:
-        raise DataError(f"could not download {url} ({err}). " + _how_to_get(dest.name)) from err
+        raise DataError(f"could not download {url} ({err}). " + _how_to_get(dest.name)) from None
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
@@ -121,12 +129,12 @@ def download(url: str, dest: Path, sha256: str, timeout: float = 30.0) -> Path:
 def wine_path(color: str = "red", data_dir: str | Path | None = None, url: str | None = None) -> Path:
     """Path of a verified Wine Quality CSV, downloading it into ``data_dir`` if needed.
 
-    Looks in ``$BDL_COURSE_DATA``, then ``data_dir`` (default: the course's ``data/`` folder).
+    Looks in ``$BDL_COURSE_DATA``, then ``data_dir`` (default: :func:`default_data_dir`).
     """
     if color not in WINE_FILES:
         raise ValueError(f"color must be one of {sorted(WINE_FILES)}, got {color!r}")
     filename, sha256, _ = WINE_FILES[color]
-    data_dir = Path(data_dir) if data_dir is not None else _REPO_DATA
+    data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
     candidates = [Path(d) / filename for d in [os.environ.get("BDL_COURSE_DATA")] if d] + [data_dir / filename]
     for path in candidates:
         if path.is_file():

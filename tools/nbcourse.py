@@ -1,0 +1,100 @@
+"""Run nbgrader on the course in a scratch folder (release, autograde, feedback, scores).
+
+nbgrader writes a gradebook and intermediate folders into its course root, so every command
+here copies what it needs into a scratch course first; the repository stays clean.
+Used by `make release`, `make grade` and the pipeline tests.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCE = "solutions"
+RELEASE = "lessons"
+
+
+def nbgrader(course: Path, *args: str, timeout: float | None = None) -> subprocess.CompletedProcess:
+    """Run ``nbgrader args...`` with ``course`` as the course root; output captured."""
+    cmd = [sys.executable, "-m", "nbgrader", *args, f"--CourseDirectory.root={course}"]
+    env = dict(os.environ, PYTHONHASHSEED="0", MPLBACKEND="Agg")
+    return subprocess.run(cmd, cwd=course, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def make_course(course: Path, lessons: dict[str, Path]) -> Path:
+    """A scratch course at ``course`` whose source holds ``lessons`` (name -> source folder)."""
+    course.mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / "nbgrader_config.py", course / "nbgrader_config.py")
+    for name, folder in lessons.items():
+        dest = course / SOURCE / name
+        if dest.exists():
+            shutil.rmtree(dest)
+        shutil.copytree(folder, dest, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+    return course
+
+
+def release(course: Path, lesson: str) -> Path:
+    """``nbgrader generate_assignment --force`` (without --force nbgrader silently skips)."""
+    result = nbgrader(course, "generate_assignment", lesson, "--force")
+    if result.returncode != 0:
+        raise RuntimeError(f"releasing {lesson} failed:\n{result.stdout}\n{result.stderr}")
+    return course / RELEASE / lesson
+
+
+def submit(course: Path, student: str, lesson: str, notebook: Path | str | bytes) -> Path:
+    """Place a submission where `nbgrader collect` would: submitted/<student>/<lesson>/<lesson>.ipynb.
+
+    ``notebook`` is a path to copy, or the file's raw content (which may be invalid JSON).
+    """
+    dest = course / "submitted" / student / lesson / f"{lesson}.ipynb"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(notebook, (str, bytes)) and not isinstance(notebook, Path):
+        dest.write_bytes(notebook.encode() if isinstance(notebook, str) else notebook)
+    else:
+        shutil.copy(notebook, dest)
+    return dest
+
+
+def autograde(course: Path, lesson: str, *extra: str) -> subprocess.CompletedProcess:
+    """Autograde every submission of ``lesson``; exit code 1 when any submission failed."""
+    return nbgrader(course, "autograde", lesson, "--force", *extra)
+
+
+def feedback(course: Path, lesson: str) -> subprocess.CompletedProcess:
+    """HTML feedback for every graded submission (hidden tests stripped, see nbgrader_config.py)."""
+    return nbgrader(course, "generate_feedback", lesson, "--force")
+
+
+@dataclass
+class Score:
+    student: str
+    lesson: str
+    auto: float            # points earned on autograded cells
+    auto_max: float
+    needs_manual: bool     # written answers (and anything nbgrader could not score) await a person
+    cells: dict[str, float]  # grade_id -> points earned (autograded cells only)
+
+
+def scores(course: Path) -> list[Score]:
+    """Scores read through nbgrader's Gradebook API (the export CSV cannot tell errors from zeros)."""
+    from nbgrader.api import Gradebook
+
+    out = []
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        for assignment in gb.assignments:
+            for sub in assignment.submissions:
+                cells, auto, auto_max = {}, 0.0, 0.0
+                for nb in sub.notebooks:
+                    for grade in nb.grades:
+                        if grade.cell.cell_type == "code":
+                            earned = grade.score or 0.0
+                            cells[grade.name] = earned
+                            auto += earned
+                            auto_max += grade.max_score
+                out.append(Score(sub.student_id, assignment.name, auto, auto_max,
+                                 sub.needs_manual_grade, cells))
+    return sorted(out, key=lambda s: (s.lesson, s.student))

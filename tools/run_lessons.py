@@ -1,0 +1,91 @@
+"""Run every lesson headless and print a table: lesson, seconds, key results, status.
+
+    python tools/run_lessons.py [LESSON ...] [--source solutions|lessons] [--out build/course]
+
+Each notebook is executed with nbclient in its own folder (as a student would run it); the
+executed notebook and an HTML copy go to --out. Key results are the printed output of the
+cells tagged ``key-results``. Exits 1 if any lesson fails.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError, CellTimeoutError
+from nbconvert import HTMLExporter
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def key_results(nb) -> list[str]:
+    """Printed lines of the cells tagged ``key-results``."""
+    lines = []
+    for cell in nb.cells:
+        if cell.cell_type == "code" and "key-results" in cell.metadata.get("tags", []):
+            for out in cell.get("outputs", []):
+                if out.get("output_type") == "stream" and out.get("name") == "stdout":
+                    lines += [line.strip() for line in out["text"].splitlines() if line.strip()]
+    return lines
+
+
+def run(path: Path, out_dir: Path, timeout: int) -> tuple[float, str, list[str]]:
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                            resources={"metadata": {"path": str(path.parent)}})
+    start = time.perf_counter()
+    status = "ok"
+    try:
+        client.execute()
+    except CellTimeoutError:
+        status = f"FAILED: a cell ran longer than {timeout} s"
+    except CellExecutionError as err:
+        status = f"FAILED: {err.ename}: {err.evalue}"[:300]
+    seconds = time.perf_counter() - start
+    out_dir.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, out_dir / path.name)
+    html, _ = HTMLExporter().from_notebook_node(nb)
+    (out_dir / path.with_suffix(".html").name).write_text(html, encoding="utf-8")
+    return seconds, status, key_results(nb)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("lessons", nargs="*", help="lesson names (default: all)")
+    parser.add_argument("--source", default="solutions", choices=["solutions", "lessons"])
+    parser.add_argument("--out", type=Path, default=ROOT / "build" / "course")
+    parser.add_argument("--timeout", type=int, default=300, help="seconds allowed per cell")
+    args = parser.parse_args()
+    folder = ROOT / args.source
+    names = args.lessons or sorted(p.name for p in folder.iterdir() if p.is_dir() and p.name[:2].isdigit())
+    rows, failed = [], 0
+    for name in names:
+        path = folder / name / f"{name}.ipynb"
+        if not path.is_file():
+            print(f"{name}: no notebook at {path}", file=sys.stderr)
+            failed += 1
+            continue
+        print(f"running {name} ...", flush=True)
+        seconds, status, results = run(path, args.out, args.timeout)
+        failed += status != "ok"
+        rows.append((name, seconds, results or ["-"], status))
+
+    width = max([len(r[0]) for r in rows] + [6])
+    rule = "-" * (width + 100)
+    print(f"\n{'lesson':<{width}}  {'seconds':>7}  {'status':<8}  key results\n{rule}")
+    for name, seconds, results, status in rows:
+        print(f"{name:<{width}}  {seconds:7.1f}  {status if status == 'ok' else 'FAILED':<8}  {results[0]}")
+        for line in results[1:]:
+            print(f"{'':<{width}}  {'':>7}  {'':<8}  {line}")
+        if status != "ok":
+            print(f"{'':<{width}}  {'':>7}  {'':<8}  {status}")
+    print(rule)
+    print(f"total {sum(r[1] for r in rows):.1f} s; executed notebooks and HTML in {args.out}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
