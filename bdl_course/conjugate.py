@@ -38,7 +38,7 @@ def posterior(phi: torch.Tensor, y: torch.Tensor, alpha: float, beta: float) -> 
     check_positive("beta", beta)
     if phi.shape[0] != y.shape[0]:
         raise ValueError(f"phi and y must have the same number of rows, got {phi.shape[0]} and {y.shape[0]}")
-    precision = alpha * torch.eye(phi.shape[1], dtype=phi.dtype) + beta * phi.T @ phi
+    precision = alpha * torch.eye(phi.shape[1], dtype=phi.dtype, device=phi.device) + beta * phi.T @ phi
     cov = torch.linalg.inv(precision)
     cov = 0.5 * (cov + cov.T)  # exactly symmetric, so MultivariateNormal accepts it
     return beta * cov @ phi.T @ y, cov

@@ -8,6 +8,7 @@ so an interrupted download never leaves a half-written file behind.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import math
 import os
 import tempfile
@@ -118,7 +119,7 @@ def download(url: str, dest: Path, sha256: str, timeout: float = 30.0) -> Path:
             raise DataError(f"the file downloaded from {url} failed its checksum; not used. "
                             + _how_to_get(dest.name))
         os.replace(tmp, dest)
-    except (urllib.error.URLError, OSError, TimeoutError) as err:
+    except (urllib.error.URLError, http.client.HTTPException, OSError, TimeoutError, ValueError) as err:
         raise DataError(f"could not download {url} ({err}). " + _how_to_get(dest.name)) from None
     finally:
         if os.path.exists(tmp):
@@ -170,7 +171,10 @@ def train_test_split(x: torch.Tensor, y: torch.Tensor, test_fraction: float = 0.
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
     n = x.shape[0]
-    n_test = math.ceil(test_fraction * n)
+    n_test = math.ceil(round(test_fraction * n, 9))  # round first: 0.07 * 100 is 7.000000000000001
+    if not 1 <= n_test < n:
+        raise ValueError(f"test_fraction={test_fraction} of {n} rows leaves {n_test} test and {n - n_test} "
+                         f"training rows; both parts need at least one")
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     test, train = perm[:n_test], perm[n_test:]
     return x[train], x[test], y[train], y[test]

@@ -24,7 +24,8 @@ def gaussian_nll(y: torch.Tensor, mu: torch.Tensor, sigma, reduction: str = "mea
     ``reduction``: ``"mean"`` (a scalar) or ``"none"`` (the broadcast shape).
     """
     check_positive("sigma", sigma)
-    nll = 0.5 * math.log(2 * math.pi) + torch.log(torch.as_tensor(sigma)) + (y - mu) ** 2 / (2 * torch.as_tensor(sigma) ** 2)
+    sigma = torch.as_tensor(sigma, dtype=y.dtype, device=y.device)
+    nll = 0.5 * math.log(2 * math.pi) + torch.log(sigma) + (y - mu) ** 2 / (2 * sigma ** 2)
     if reduction == "mean":
         return nll.mean()
     if reduction == "none":

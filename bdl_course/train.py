@@ -63,7 +63,7 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     if x.shape[0] != y.shape[0]:
         raise ValueError(f"x and y must have the same number of rows, got {x.shape[0]} and {y.shape[0]}")
     n = x.shape[0]
-    # fused Adam: one kernel for all parameters, ~30% faster on these small networks
+    # fused Adam: ~15% faster per step on these small networks (first use costs ~2 s per process)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay,
                                  fused=x.device.type in ("cpu", "cuda"))
     model.train()

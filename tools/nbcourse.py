@@ -21,7 +21,9 @@ RELEASE = "lessons"
 def nbgrader(course: Path, *args: str, timeout: float | None = None) -> subprocess.CompletedProcess:
     """Run ``nbgrader args...`` with ``course`` as the course root; output captured."""
     cmd = [sys.executable, "-m", "nbgrader", *args, f"--CourseDirectory.root={course}"]
-    env = dict(os.environ, PYTHONHASHSEED="0", MPLBACKEND="Agg")
+    # nbgrader runs the `alembic` executable, which lives beside this Python (e.g. in .venv/bin)
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    env = dict(os.environ, PATH=path, PYTHONHASHSEED="0", MPLBACKEND="Agg")
     return subprocess.run(cmd, cwd=course, env=env, capture_output=True, text=True, timeout=timeout)
 
 

@@ -1,0 +1,174 @@
+"""Shared fixtures. The notebook pipeline (release, autograde, nbval) runs once per session,
+its independent jobs two at a time (the CI machine has 2 cores); tests then read the results.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import runpy
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+import nbcourse  # noqa: E402
+
+FIXTURES = ROOT / "tests" / "fixtures"
+LESSONS = sorted(p.name for p in (ROOT / "solutions").iterdir() if p.is_dir() and p.name[:2].isdigit())
+TOY = "00_grading_fixture"
+TOY_TIMEOUT = 5  # seconds per cell in the toy course, so the infinite loop costs little
+
+# Pipeline jobs run two at a time on 2 cores; torch's default of one thread per core would
+# oversubscribe them (tiny networks, spinning threads: several times slower). One each.
+os.environ["OMP_NUM_THREADS"] = "1"
+
+if not os.environ.get("BDL_COURSE_DATA") and (ROOT.parent / "shared" / "data").is_dir():
+    os.environ["BDL_COURSE_DATA"] = str(ROOT.parent / "shared" / "data")
+
+
+def nbgrader_meta(cell) -> dict:
+    return cell.metadata.get("nbgrader", {})
+
+
+def with_answers(release: Path, answers: dict[str, str]) -> nbformat.NotebookNode:
+    """The released notebook with the given answer cells (by grade_id) replaced."""
+    nb = nbformat.read(release, as_version=4)
+    seen = set()
+    for cell in nb.cells:
+        grade_id = nbgrader_meta(cell).get("grade_id")
+        if grade_id in answers:
+            cell.source = answers[grade_id].strip("\n")
+            seen.add(grade_id)
+    missing = set(answers) - seen
+    assert not missing, f"fixture names answer cells the lesson does not have: {missing}"
+    return nb
+
+
+def wrong_answers(lesson: str) -> dict:
+    return runpy.run_path(str(FIXTURES / "wrong_answers" / f"{lesson}.py"))
+
+
+def toy_submissions(release: Path, solution: Path) -> dict[str, object]:
+    """Every kind of bad submission, built from the toy lesson's release."""
+    wrong = "def square(x):\n    return abs(x) * 3  # right for 3 only"
+
+    def edited(transform):
+        nb = nbformat.read(release, as_version=4)
+        transform(nb)
+        return nbformat.writes(nb)
+
+    def tamper(nb):  # a wrong answer, and test cells rewritten to pass anything
+        for cell in nb.cells:
+            meta = nbgrader_meta(cell)
+            if meta.get("solution") and cell.cell_type == "code":
+                cell.source = wrong
+            if meta.get("grade") and cell.cell_type == "code":
+                cell.source = "assert True"
+
+    def delete_hidden(nb):  # a wrong answer, and the (hidden) test cell that catches it deleted
+        for cell in nb.cells:
+            if nbgrader_meta(cell).get("solution") and cell.cell_type == "code":
+                cell.source = wrong
+        nb.cells = [c for c in nb.cells if nbgrader_meta(c).get("grade_id") != "square_hidden"]
+
+    return {
+        "correct": solution,
+        "blank": release,
+        "wrong": nbformat.writes(with_answers(release, {"square_answer": wrong})),
+        "invalid_json": '{"cells": [ this is not JSON',
+        "infinite_loop": nbformat.writes(with_answers(release, {"square_answer": "def square(x):\n    while True:\n        pass"})),
+        "import_error": nbformat.writes(with_answers(release, {"square_answer": "import a_module_that_does_not_exist\n\ndef square(x):\n    return x * x"})),
+        "tampered_asserts": edited(tamper),
+        "deleted_test_cell": edited(delete_hidden),
+    }
+
+
+def tagged_release(release: Path, dest: Path) -> Path:
+    """A copy of a released notebook whose answer and test cells may raise (nbval tolerates them)."""
+    nb = nbformat.read(release, as_version=4)
+    for cell in nb.cells:
+        meta = nbgrader_meta(cell)
+        if cell.cell_type == "code" and (meta.get("solution") or meta.get("grade")):
+            cell.metadata.setdefault("tags", []).append("raises-exception")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, dest)
+    return dest
+
+
+def nbval(paths: list[Path], cwd: Path) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "--nbval-cell-timeout=300",
+           "-p", "no:cacheprovider", "-q", "--rootdir", str(cwd), *map(str, paths)]
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True,
+                          env=dict(os.environ, MPLBACKEND="Agg", PYTHONHASHSEED="0"))
+
+
+class Pipeline:
+    """Results of one run of the whole notebook pipeline, shared by the tests."""
+
+    def __init__(self, scratch: Path):
+        self.scratch = scratch
+        self.courses: dict[str, Path] = {}
+        self.autograde: dict[str, subprocess.CompletedProcess] = {}
+        self.scores: dict[str, dict[str, nbcourse.Score]] = {}
+        self.feedback: dict[str, subprocess.CompletedProcess] = {}
+        self.expected: dict[str, dict] = {}
+
+    def grade_lesson(self, lesson: str) -> None:
+        course = nbcourse.make_course(self.scratch / lesson, {lesson: ROOT / "solutions" / lesson})
+        release = nbcourse.release(course, lesson) / f"{lesson}.ipynb"
+        solution = ROOT / "solutions" / lesson / f"{lesson}.ipynb"
+        fixture = wrong_answers(lesson)
+        self.expected[lesson] = fixture["EXPECTED"]
+        nbcourse.submit(course, "solution", lesson, solution)
+        # the committed student version, as a student who changed nothing would hand it in
+        nbcourse.submit(course, "blank", lesson, ROOT / "lessons" / lesson / f"{lesson}.ipynb")
+        nbcourse.submit(course, "wrong", lesson, nbformat.writes(with_answers(release, fixture["ANSWERS"])))
+        self._grade(course, lesson)
+
+    def grade_toy(self) -> None:
+        course = nbcourse.make_course(self.scratch / TOY, {TOY: FIXTURES / TOY})
+        release = nbcourse.release(course, TOY) / f"{TOY}.ipynb"
+        for student, notebook in toy_submissions(release, FIXTURES / TOY / f"{TOY}.ipynb").items():
+            nbcourse.submit(course, student, TOY, notebook)
+        self._grade(course, TOY, f"--Execute.timeout={TOY_TIMEOUT}")
+        self.feedback[TOY] = nbcourse.feedback(course, TOY)
+
+    def _grade(self, course: Path, lesson: str, *extra: str) -> None:
+        self.courses[lesson] = course
+        self.autograde[lesson] = nbcourse.autograde(course, lesson, *extra)
+        self.scores[lesson] = {s.student: s for s in nbcourse.scores(course)}
+
+    def run_nbval(self, kind: str) -> None:
+        if kind == "solutions":
+            paths = [ROOT / "solutions" / name / f"{name}.ipynb" for name in LESSONS]
+            self.nbval_solutions = nbval(paths, ROOT)
+        else:
+            folder = self.scratch / "tagged_release"
+            paths = [tagged_release(ROOT / "lessons" / name / f"{name}.ipynb", folder / name / f"{name}.ipynb")
+                     for name in LESSONS]
+            self.nbval_release = nbval(paths, folder)
+
+    def run_release(self) -> None:
+        out = self.scratch / "regenerated"
+        self.release_run = subprocess.run([sys.executable, str(ROOT / "tools" / "release.py"), "--out", str(out)],
+                                          capture_output=True, text=True)
+        self.regenerated = out
+
+
+@pytest.fixture(scope="session")
+def pipeline(tmp_path_factory) -> Pipeline:
+    result = Pipeline(tmp_path_factory.mktemp("pipeline"))
+    jobs = [result.grade_toy, lambda: result.run_nbval("solutions"), lambda: result.run_nbval("release"),
+            result.run_release] + [lambda name=name: result.grade_lesson(name) for name in LESSONS]
+    # the slowest jobs first, so the two workers finish together
+    jobs = jobs[4:][::-1] + jobs[:4]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for future in [pool.submit(job) for job in jobs]:
+            future.result()
+    return result

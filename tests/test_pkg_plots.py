@@ -1,0 +1,53 @@
+"""Specification of bdl_course.plots: every function draws on a given Axes (headless Agg backend)."""
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from bdl_course import plots  # noqa: E402
+
+
+@pytest.fixture
+def ax():
+    fig, ax = plt.subplots()
+    yield ax
+    plt.close(fig)
+
+
+def test_predictive_band_draws_a_mean_line_and_a_band_from_tensors(ax):
+    x = torch.linspace(0, 1, 10)
+    mean = torch.sin(x).requires_grad_()  # grad-tracking tensors are detached, not rejected
+    plots.predictive_band(ax, x, mean, 0.1 * torch.ones(10), label="posterior", k=2.0)
+    assert len(ax.lines) == 1 and len(ax.collections) == 1
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), torch.sin(x).numpy())
+    assert ax.lines[0].get_label() == "posterior"
+    # the band spans mean +- k*std
+    y_lo, y_hi = ax.collections[0].get_paths()[0].vertices[:, 1].min(), ax.collections[0].get_paths()[0].vertices[:, 1].max()
+    assert y_lo == pytest.approx(np.sin(0) - 0.2, abs=1e-6) and y_hi == pytest.approx(np.sin(1) + 0.2, abs=1e-6)
+
+
+def test_training_data_draws_one_point_per_example(ax):
+    plots.training_data(ax, np.arange(7.0), np.arange(7.0) ** 2)
+    assert len(ax.collections) == 1 and ax.collections[0].get_offsets().shape == (7, 2)
+
+
+def test_mc_error_draws_errors_and_a_one_over_sqrt_guide_on_log_axes(ax):
+    j = np.array([10, 100, 1000])
+    plots.mc_error(ax, j, np.array([0.3, 0.1, 0.03]))
+    assert len(ax.lines) == 2
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+    np.testing.assert_allclose(ax.lines[1].get_ydata(), 0.3 * np.sqrt(10 / j))
+    assert ax.get_legend() is not None
+
+
+@pytest.mark.parametrize("with_targets", [False, True])
+def test_sample_boxplots_draws_one_box_per_test_point(ax, with_targets):
+    samples = torch.randn(50, 4)
+    plots.sample_boxplots(ax, samples, targets=torch.zeros(4) if with_targets else None)
+    assert len(ax.get_xticks()) == 4
+    assert len(ax.lines) > 0
+    assert len(ax.collections) == int(with_targets)
+    assert (ax.get_legend() is not None) == with_targets

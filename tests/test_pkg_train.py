@@ -1,0 +1,125 @@
+"""Specification of bdl_course.train: KL scaling, the negative ELBO and the fit loop."""
+import math
+
+import pytest
+import torch
+
+from bdl_course import layers, metrics, models, train
+from bdl_course.utils import seed_everything
+
+
+# ---------------------------------------------------------------- KL scaling
+
+@pytest.mark.parametrize("scheme, expected", [("per_example", 1 / 1000), ("per_batch", 1 / 50),
+                                              ("per_param", 1 / 321), ("none", 0.0)])
+def test_kl_weight_for_each_scheme(scheme, expected):
+    assert train.kl_weight(scheme, n_train=1000, batch_size=50, num_params=321) == pytest.approx(expected, rel=1e-15)
+
+
+def test_kl_weight_rejects_an_unknown_scheme_listing_the_known_ones():
+    with pytest.raises(ValueError, match="per_dataset") as info:
+        train.kl_weight("per_dataset", n_train=100)
+    for scheme in train.KL_SCHEMES:
+        assert scheme in str(info.value)
+
+
+@pytest.mark.parametrize("scheme, missing", [("per_batch", "batch_size"), ("per_param", "num_params")])
+def test_kl_weight_needs_the_size_its_scheme_divides_by(scheme, missing):
+    with pytest.raises(ValueError, match=missing):
+        train.kl_weight(scheme, n_train=100)
+
+
+def test_kl_weight_rejects_a_non_positive_n_train():
+    with pytest.raises(ValueError, match="n_train"):
+        train.kl_weight("per_example", n_train=0)
+
+
+# ---------------------------------------------------------------- negative ELBO
+
+def test_neg_elbo_adds_the_weighted_kl_to_the_mean_nll():
+    nll, kl = torch.tensor(1.5, requires_grad=True), torch.tensor(40.0, requires_grad=True)
+    loss = train.neg_elbo(nll, kl, 0.25)
+    assert loss.item() == pytest.approx(1.5 + 0.25 * 40.0)
+    loss.backward()
+    assert nll.grad.item() == 1.0 and kl.grad.item() == 0.25
+
+
+def test_neg_elbo_with_zero_weight_is_the_nll():
+    assert train.neg_elbo(torch.tensor(2.0), torch.tensor(1e6), 0.0).item() == 2.0
+
+
+@pytest.mark.parametrize("bad", [-0.1, math.nan])
+def test_neg_elbo_rejects_a_negative_or_nan_weight(bad):
+    with pytest.raises(ValueError, match="kl_weight"):
+        train.neg_elbo(torch.tensor(1.0), torch.tensor(1.0), bad)
+
+
+# ---------------------------------------------------------------- fit
+
+def _line(n=32):
+    x = torch.linspace(-1, 1, n)[:, None]
+    return x, 2 * x[:, 0] + 1
+
+
+def _mse(model, xb, yb):
+    return ((model(xb)[:, 0] - yb) ** 2).mean()
+
+
+def test_fit_reduces_the_loss_of_a_tiny_regression_and_returns_one_value_per_epoch():
+    seed_everything(0)
+    model = models.mlp(1, 16, 1)
+    x, y = _line()
+    history = train.fit(model, x, y, _mse, epochs=40, batch_size=8, lr=1e-2, progress=False)
+    assert len(history) == 40 and all(math.isfinite(h) for h in history)
+    assert history[-1] < 0.05 * history[0]
+    assert not model.training  # left in eval mode
+
+
+def test_fit_is_repeatable_under_seed_everything():
+    def run():
+        seed_everything(1)
+        model = models.mlp(1, 8, 1)
+        history = train.fit(model, *_line(), _mse, epochs=5, batch_size=5, progress=False)
+        return history, [p.detach().clone() for p in model.parameters()]
+
+    (h1, p1), (h2, p2) = run(), run()
+    assert h1 == h2
+    assert all(torch.equal(a, b) for a, b in zip(p1, p2))
+
+
+def test_fit_trains_a_bayesian_regressor_on_the_per_example_elbo():
+    seed_everything(0)
+    x, y = _line()
+    x, y = x.double(), y.double()
+    model = models.GaussianRegressor(models.bayes_mlp(1, 8, 1, init_sigma=0.05)).double()
+    w = train.kl_weight("per_example", n_train=len(x))
+
+    def loss_fn(m, xb, yb):
+        return train.neg_elbo(metrics.gaussian_nll(yb, m(xb), m.noise_std), layers.total_kl(m), w)
+
+    history = train.fit(model, x, y, loss_fn, epochs=20, batch_size=16, progress=False)
+    assert history[-1] < history[0]
+
+
+def test_a_loss_that_becomes_nan_raises_floating_point_error_before_any_step():
+    model = models.mlp(1, 4, 1)
+    before = [p.detach().clone() for p in model.parameters()]
+
+    def nan_loss(m, xb, yb):
+        return _mse(m, xb, yb) * math.nan
+
+    with pytest.raises(FloatingPointError, match="nan"):
+        train.fit(model, *_line(), nan_loss, epochs=3, batch_size=8, progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+def test_fit_rejects_x_and_y_of_different_lengths():
+    x, y = _line()
+    with pytest.raises(ValueError, match="same number of rows"):
+        train.fit(models.mlp(1, 4, 1), x, y[:-1], _mse, epochs=1, batch_size=4, progress=False)
+
+
+@pytest.mark.parametrize("kwargs", [dict(epochs=0, batch_size=4), dict(epochs=1, batch_size=0)])
+def test_fit_rejects_non_positive_epochs_and_batch_size(kwargs):
+    with pytest.raises(ValueError):
+        train.fit(models.mlp(1, 4, 1), *_line(), _mse, progress=False, **kwargs)

@@ -1,0 +1,112 @@
+"""Specification of bdl_course.utils: seeding, device choice and the input checks."""
+import math
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from bdl_course import utils
+
+
+# ---------------------------------------------------------------- check_tensor
+
+def test_check_tensor_returns_a_valid_tensor_unchanged():
+    t = torch.randn(3, 2)
+    assert utils.check_tensor("x", t, ndim=2, last_dim=2) is t
+
+
+def test_check_tensor_rejects_a_non_tensor_with_a_type_error_naming_the_argument():
+    with pytest.raises(TypeError, match="features.*torch.Tensor.*list"):
+        utils.check_tensor("features", [1.0, 2.0])
+
+
+def test_check_tensor_rejects_an_integer_tensor():
+    with pytest.raises(TypeError, match="x must be a floating-point tensor"):
+        utils.check_tensor("x", torch.arange(3))
+
+
+@pytest.mark.parametrize("ndim", [1, (1, 3)])
+def test_check_tensor_rejects_the_wrong_number_of_dimensions_and_reports_the_shape(ndim):
+    with pytest.raises(ValueError, match=r"x must have .*dimensions, got shape \(2, 3\)"):
+        utils.check_tensor("x", torch.zeros(2, 3), ndim=ndim)
+
+
+def test_check_tensor_accepts_any_of_several_allowed_ranks():
+    utils.check_tensor("x", torch.zeros(2, 3, 4), ndim=(2, 3))
+
+
+def test_check_tensor_rejects_the_wrong_last_dimension():
+    with pytest.raises(ValueError, match=r"last dimension 4, got shape \(2, 3\)"):
+        utils.check_tensor("x", torch.zeros(2, 3), last_dim=4)
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_check_tensor_rejects_nan_and_inf_and_names_the_argument(bad):
+    t = torch.zeros(4)
+    t[2] = bad
+    with pytest.raises(ValueError, match="targets contains NaN or infinite values"):
+        utils.check_tensor("targets", t)
+
+
+# ---------------------------------------------------------------- check_positive
+
+@pytest.mark.parametrize("ok", [1e-6, 2, 3.5, np.float64(0.1), torch.tensor([0.1, 2.0]), torch.tensor(1.0)])
+def test_check_positive_accepts_strictly_positive_finite_scales(ok):
+    assert utils.check_positive("sigma", ok) is None
+
+
+@pytest.mark.parametrize("bad", [0, 0.0, -1, -0.5, math.nan, math.inf, True, False, "1.0", None,
+                                 torch.tensor([1.0, 0.0]), torch.tensor([1.0, math.nan]), torch.tensor(-2.0)])
+def test_check_positive_rejects_zero_negative_nonfinite_bool_and_non_numbers(bad):
+    # bool is an int subclass, so True would otherwise pass as 1
+    with pytest.raises(ValueError, match="sigma must be positive and finite"):
+        utils.check_positive("sigma", bad)
+
+
+# ---------------------------------------------------------------- check_int
+
+def test_check_int_returns_the_value_and_respects_the_minimum():
+    assert utils.check_int("n", 5) == 5
+    assert utils.check_int("n", 0, minimum=0) == 0
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.0, True, "3", None])
+def test_check_int_rejects_small_non_int_and_bool_values(bad):
+    with pytest.raises(ValueError, match="n must be an int >= 1"):
+        utils.check_int("n", bad)
+
+
+# ---------------------------------------------------------------- seeding and devices
+
+def test_seed_everything_makes_torch_numpy_and_python_random_repeat(monkeypatch):
+    monkeypatch.setenv("PYTHONHASHSEED", "0")  # so the variable is restored after the test
+
+    def draw():
+        return torch.randn(5), np.random.rand(5), random.random()
+
+    utils.seed_everything(123)
+    first = draw()
+    utils.seed_everything(123)
+    second = draw()
+    assert torch.equal(first[0], second[0])
+    assert np.array_equal(first[1], second[1])
+    assert first[2] == second[2]
+    utils.seed_everything(124)
+    assert not torch.equal(first[0], torch.randn(5))
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "0", None])
+def test_seed_everything_rejects_anything_but_a_non_negative_int(bad):
+    with pytest.raises(ValueError, match="seed must be a non-negative int"):
+        utils.seed_everything(bad)
+
+
+def test_get_device_returns_the_requested_device():
+    assert utils.get_device("cpu") == torch.device("cpu")
+    assert utils.get_device(torch.device("cpu")) == torch.device("cpu")
+
+
+def test_get_device_defaults_to_cuda_only_when_it_is_available():
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert utils.get_device().type == expected
