@@ -4,7 +4,30 @@ solutions/ is nbgrader's *source* (full solutions and hidden tests); lessons/ is
 (the student versions, committed). Grading never runs here: `make grade` and the tests copy
 the course into a scratch folder first, so no gradebook or submissions pile up in the repo.
 """
+import nbformat
+from nbconvert.preprocessors import Preprocessor
+from traitlets import Bool
+
 c = get_config()  # noqa: F821  (injected by nbgrader)
+
+
+class HideHiddenTestOutputs(Preprocessor):
+    """Feedback says *that* a hidden test failed, never *what* it tests.
+
+    nbgrader's ClearHiddenTests removes hidden tests from a cell's source, but a failing
+    assert's traceback quotes the hidden source lines (and its message may quote expected
+    values), so this replaces the outputs of hidden-test cells with the error's type only.
+    """
+
+    enabled = Bool(True)  # nbconvert preprocessors are off unless enabled
+
+    def preprocess_cell(self, cell, resources, index):
+        if cell.cell_type == "code" and "BEGIN HIDDEN TESTS" in cell.source:
+            errors = [out for out in cell.outputs if out.output_type == "error"]
+            cell.outputs = [nbformat.v4.new_output(
+                "stream", name="stderr", text=f"Hidden tests failed ({errors[0].ename}).\n")] if errors else []
+        return cell, resources
+
 
 c.CourseDirectory.course_id = "bdl-course"
 c.CourseDirectory.source_directory = "solutions"
@@ -17,9 +40,11 @@ c.CourseDirectory.include = ["*.ipynb"]
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 
-# ...and from the feedback they get back (by default nbgrader's feedback would show them).
+# ...and from the feedback they get back: nbgrader's default feedback shows them, and even with
+# ClearHiddenTests a failing hidden assert's traceback would quote them.
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
+    HideHiddenTestOutputs,
     "nbgrader.preprocessors.ClearHiddenTests",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]
