@@ -96,9 +96,10 @@ def test_invalid_json_fails_alone_and_the_batch_completes(pipeline):
     # nbgrader reports the failed submission through its exit code ...
     assert result.returncode == 1
     assert "invalid_json" in result.stdout + result.stderr
-    # ... and still grades every other student
-    assert set(BAD_SUBMISSIONS) <= set(pipeline.scores[TOY])
-    assert "invalid_json" not in {s for s, v in pipeline.scores[TOY].items() if v.auto > 0}
+    # ... and still grades every other student; its all-zero gradebook entry is marked ungraded
+    scores = pipeline.scores[TOY]
+    assert {s for s, v in scores.items() if v.graded} == set(BAD_SUBMISSIONS)
+    assert not scores["invalid_json"].graded
 
 
 def test_deleted_test_cell_is_put_back_and_scored(pipeline):

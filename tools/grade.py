@@ -51,16 +51,15 @@ def main() -> int:
     scores = nbcourse.scores(course)
     with open(course / "grades.csv", "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["lesson", "student", "auto_score", "auto_max", "written_pending"])
+        writer.writerow(["lesson", "student", "auto_score", "auto_max", "written_pending", "graded"])
         for s in scores:
-            writer.writerow([s.lesson, s.student, s.auto, s.auto_max, s.needs_manual])
+            writer.writerow([s.lesson, s.student, s.auto if s.graded else "", s.auto_max, s.needs_manual, s.graded])
     print(f"\n{'lesson':<28} {'student':<20} {'auto':>10}  written")
     for s in scores:
-        print(f"{s.lesson:<28} {s.student:<20} {s.auto:>4g} / {s.auto_max:<3g}  {'to mark' if s.needs_manual else '-'}")
-    graded = {(s.lesson, s.student) for s in scores}
-    for sub in sorted(args.submissions.glob("*/*/*.ipynb")):
-        if (sub.parent.name, sub.parent.parent.name) not in graded:
-            print(f"{sub.parent.name:<28} {sub.parent.parent.name:<20} NOT GRADED (see the errors above)")
+        if s.graded:
+            print(f"{s.lesson:<28} {s.student:<20} {s.auto:>4g} / {s.auto_max:<3g}  {'to mark' if s.needs_manual else '-'}")
+        else:
+            print(f"{s.lesson:<28} {s.student:<20} NOT GRADED: the submission could not be run (see the errors above)")
     print(f"\ngrades: {course / 'grades.csv'}; feedback: {course / 'feedback'}")
     return 1 if failed else 0
 

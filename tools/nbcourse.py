@@ -79,6 +79,7 @@ class Score:
     auto_max: float
     needs_manual: bool     # written answers (and anything nbgrader could not score) await a person
     cells: dict[str, float]  # grade_id -> points earned (autograded cells only)
+    graded: bool           # False when autograding failed (e.g. invalid JSON): its zeros mean nothing
 
 
 def scores(course: Path) -> list[Score]:
@@ -89,14 +90,15 @@ def scores(course: Path) -> list[Score]:
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
         for assignment in gb.assignments:
             for sub in assignment.submissions:
-                cells, auto, auto_max = {}, 0.0, 0.0
+                cells, auto, auto_max, graded = {}, 0.0, 0.0, True
                 for nb in sub.notebooks:
                     for grade in nb.grades:
                         if grade.cell.cell_type == "code":
                             earned = grade.score or 0.0
+                            graded &= grade.auto_score is not None
                             cells[grade.name] = earned
                             auto += earned
                             auto_max += grade.max_score
                 out.append(Score(sub.student_id, assignment.name, auto, auto_max,
-                                 sub.needs_manual_grade, cells))
+                                 sub.needs_manual_grade, cells, graded))
     return sorted(out, key=lambda s: (s.lesson, s.student))
