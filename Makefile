@@ -10,11 +10,10 @@ STAMP := $(VENV)/.bdl-installed
 WHEELS ?= /opt/wheels
 FIND_LINKS := $(if $(wildcard $(WHEELS)/*.whl),--find-links $(WHEELS),)
 
-# Keep Jupyter, IPython and matplotlib out of ~ and off any display.
+# Keep Jupyter, IPython and matplotlib caches out of ~ (notebook kernels draw inline).
 export JUPYTER_RUNTIME_DIR := $(CURDIR)/build/jupyter/runtime
 export IPYTHONDIR := $(CURDIR)/build/jupyter/ipython
 export MPLCONFIGDIR := $(CURDIR)/build/jupyter/matplotlib
-export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
 
 SUBMISSIONS ?= submitted

@@ -107,7 +107,7 @@ def nbval(paths: list[Path], cwd: Path) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "--nbval-cell-timeout=300",
            "-p", "no:cacheprovider", "-q", "--rootdir", str(cwd), *map(str, paths)]
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True,
-                          env=dict(os.environ, MPLBACKEND="Agg", PYTHONHASHSEED="0"))
+                          env=dict(os.environ, PYTHONHASHSEED="0"))
 
 
 class Pipeline:

@@ -23,7 +23,7 @@ def nbgrader(course: Path, *args: str, timeout: float | None = None) -> subproce
     cmd = [sys.executable, "-m", "nbgrader", *args, f"--CourseDirectory.root={course}"]
     # nbgrader runs the `alembic` executable, which lives beside this Python (e.g. in .venv/bin)
     path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
-    env = dict(os.environ, PATH=path, PYTHONHASHSEED="0", MPLBACKEND="Agg")
+    env = dict(os.environ, PATH=path, PYTHONHASHSEED="0")
     return subprocess.run(cmd, cwd=course, env=env, capture_output=True, text=True, timeout=timeout)
 
 
