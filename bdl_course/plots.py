@@ -25,7 +25,7 @@ def mc_error(ax, n_samples, errors, label: str = "Monte Carlo error") -> None:
     """Error of a Monte Carlo estimate against the number of samples, log-log, with a 1/sqrt(J) guide."""
     j, err = _np(n_samples).astype(float), _np(errors)
     ax.loglog(j, err, "o-", label=label)
-    ax.loglog(j, err[0] * np.sqrt(j[0] / j), "k--", label=r"$\propto 1/\sqrt{J}$")
+    ax.loglog(j, err[-1] * np.sqrt(j[-1] / j), "k--", label=r"$\propto 1/\sqrt{J}$")  # through the last point
     ax.set_xlabel("number of posterior samples J")
     ax.set_ylabel("mean |error|")
     ax.legend()
