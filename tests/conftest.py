@@ -105,9 +105,10 @@ def tagged_release(release: Path, dest: Path) -> Path:
 
 def nbval(paths: list[Path], cwd: Path) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "--nbval-cell-timeout=300",
-           "-p", "no:cacheprovider", "-q", "--rootdir", str(cwd), *map(str, paths)]
+           "-p", "nbval_patience", "-p", "no:cacheprovider", "-q", "--rootdir", str(cwd), *map(str, paths)]
+    pythonpath = os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True,
-                          env=dict(os.environ, PYTHONHASHSEED="0"))
+                          env=dict(os.environ, PYTHONHASHSEED="0", PYTHONPATH=pythonpath))
 
 
 class Pipeline:
