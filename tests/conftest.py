@@ -20,7 +20,8 @@ sys.path.insert(0, str(ROOT / "tools"))
 import nbcourse  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures"
-LESSONS = sorted(p.name for p in (ROOT / "solutions").iterdir() if p.is_dir() and p.name[:2].isdigit())
+ALL_LESSONS = sorted(p.name for p in (ROOT / "solutions").iterdir() if p.is_dir() and p.name[:2].isdigit())
+LESSONS = ALL_LESSONS
 if os.environ.get("BDL_LESSONS"):  # while writing a lesson: BDL_LESSONS=03_full_bnn pytest tests/...
     LESSONS = [name for name in LESSONS if name in os.environ["BDL_LESSONS"].split(",")]
 TOY = "00_grading_fixture"
