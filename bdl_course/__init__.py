@@ -7,18 +7,19 @@ One module per concept; lessons import them by name, e.g. ``bdl.layers.BayesLine
 - ``conjugate``  exact Bayesian linear regression (posterior and predictive)
 - ``layers``     Bayes-by-Backprop layers and the closed-form Gaussian KL
 - ``models``     small networks built from those layers
+- ``ensembles``  deep ensembles as one vectorised model; the uniform Gaussian mixture
 - ``train``      the ELBO with explicit KL scaling, the fit loop
 - ``predict``    batched predictive sampling, logmeanexp, summaries
 - ``metrics``    RMSE, Gaussian NLL
 - ``plots``      the figures the lessons draw
 - ``grading``    helpers the exercise tests use
 """
-from . import conjugate, data, grading, layers, metrics, models, plots, predict, train, utils
+from . import conjugate, data, ensembles, grading, layers, metrics, models, plots, predict, train, utils
 from .utils import get_device, seed_everything
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "conjugate", "data", "grading", "layers", "metrics", "models", "plots", "predict",
+    "conjugate", "data", "ensembles", "grading", "layers", "metrics", "models", "plots", "predict",
     "train", "utils", "get_device", "seed_everything",
 ]

@@ -39,3 +39,63 @@ def sample_boxplots(ax, samples, targets=None) -> None:
         ax.scatter(np.arange(1, samples.shape[1] + 1), _np(targets), marker="x", color="red", zorder=3, label="true value")
         ax.legend()
     ax.set_xlabel("test point")
+
+
+def sample_curves(ax, x, samples, color: str = "C0", label: str = "posterior samples", alpha: float = 0.3) -> None:
+    """Thin lines, one per function sample. ``x``: ``[M]``, ``samples``: ``[S, M]``; one legend entry."""
+    x, samples = _np(x), _np(samples)
+    if samples.ndim != 2 or samples.shape[1] != x.shape[0]:
+        raise ValueError(f"samples must have shape [S, {x.shape[0]}] to match x, got {samples.shape}")
+    for i, curve in enumerate(samples):
+        ax.plot(x, curve, color=color, alpha=alpha, linewidth=0.8, label=label if i == 0 else None)
+
+
+def reliability_diagram(ax, probs, labels, n_bins: int = 15, label: str | None = None, color: str = "C0") -> None:
+    """Accuracy against confidence in equal-width bins (Guo et al., 2017), with the diagonal.
+
+    ``probs``: ``[N, C]`` predictive probabilities; ``labels``: ``[N]``. Each bar is one bin's
+    accuracy; a calibrated model's bars touch the dashed diagonal; bars below it mean over-,
+    above it under-confidence. Bin counts are written over the bars; empty bins draw nothing.
+    """
+    from .metrics import calibration_bins
+
+    bins = calibration_bins(torch.as_tensor(probs), torch.as_tensor(labels), n_bins)
+    edges, acc, conf, count = (_np(bins[k]) for k in ("edges", "accuracy", "confidence", "count"))
+    used = count > 0
+    width = edges[1] - edges[0]
+    ax.bar(edges[:-1][used], acc[used], width=width, align="edge", color=color, alpha=0.7,
+           edgecolor="black", linewidth=0.5, label=label)
+    ax.scatter(conf[used], acc[used], color="black", s=8, zorder=3)
+    ax.plot([0, 1], [0, 1], "k--", linewidth=1)
+    for left, a, c in zip(edges[:-1][used], acc[used], count[used]):
+        ax.text(left + width / 2, a + 0.015, f"{int(c)}", ha="center", va="bottom", fontsize=7)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.1)
+    ax.set_xlabel("confidence (top probability)")
+    ax.set_ylabel("accuracy")
+
+
+def image_grid(axes, images, titles=None, cmap: str = "gray_r") -> None:
+    """Show ``images`` ``[K, C, H, W]`` (C = 1 grey or 3 colour, values in [0, 1]) on ``K`` axes.
+
+    ``axes``: a sequence (or array) of at least K matplotlib Axes; ``titles``: K strings or None.
+    """
+    images = _np(images)
+    axes = np.asarray(axes).ravel()
+    if images.ndim != 4 or images.shape[1] not in (1, 3):
+        raise ValueError(f"images must have shape [K, 1 or 3, H, W], got {images.shape}")
+    if len(axes) < len(images):
+        raise ValueError(f"need at least {len(images)} axes for {len(images)} images, got {len(axes)}")
+    for i, ax in enumerate(axes):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if i >= len(images):
+            ax.axis("off")
+            continue
+        img = images[i]
+        if img.shape[0] == 1:
+            ax.imshow(img[0], cmap=cmap, vmin=0, vmax=1)
+        else:
+            ax.imshow(np.clip(img.transpose(1, 2, 0), 0, 1))
+        if titles is not None:
+            ax.set_title(titles[i], fontsize=8)

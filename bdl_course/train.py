@@ -44,20 +44,38 @@ def neg_elbo(nll_mean: torch.Tensor, kl: torch.Tensor, kl_weight: float) -> torc
     return nll_mean + kl_weight * kl
 
 
+def kl_warmup(step: int, warmup_steps: int) -> float:
+    """Factor in [0, 1] for the KL term during a linear warm-up (KL annealing).
+
+    ``min(1, step / warmup_steps)``: 0 at the first optimiser step (maximum likelihood, up to the
+    weight noise), growing linearly to 1 (the full ELBO) at ``step == warmup_steps`` and staying
+    there (Bowman et al., 2016; Sønderby et al., 2016). ``warmup_steps == 0``: no warm-up, always 1.
+    Multiply the KL weight by it, e.g. ``neg_elbo(nll, kl, kl_warmup(step, W) / n_train)``.
+    """
+    check_int("step", step, minimum=0)
+    check_int("warmup_steps", warmup_steps, minimum=0)
+    return 1.0 if step >= warmup_steps else step / warmup_steps
+
+
 def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
         loss_fn: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor],
         epochs: int, batch_size: int, lr: float = 1e-2, weight_decay: float = 0.0,
-        progress: bool = True, desc: str = "training") -> list[float]:
+        progress: bool = True, desc: str = "training", pass_step: bool = False) -> list[float]:
     """Minimise ``loss_fn(model, x_batch, y_batch)`` with Adam over shuffled minibatches.
 
-    ``x``: ``[N, ...]``, ``y``: ``[N, ...]`` on the model's device. Shuffling indexes a
+    ``x``: ``[N, ...]``, ``y``: ``[N, ...]`` (floats, or int64/int32 class labels) on the model's device. Shuffling indexes a
     ``randperm`` of the in-memory tensors (faster than a DataLoader for small data) and uses
     torch's global generator, so ``seed_everything`` makes a run repeatable.
+
+    ``pass_step=True`` calls ``loss_fn(model, x_batch, y_batch, step)`` instead, with ``step`` the
+    number of optimiser steps taken so far (0, 1, 2, ...): for losses that change during
+    training, e.g. a KL warm-up with :func:`kl_warmup`.
 
     Returns the mean training loss of every epoch.
     """
     check_tensor("x", x)
-    check_tensor("y", y)
+    if not (isinstance(y, torch.Tensor) and y.dtype in (torch.int64, torch.int32)):  # class labels pass as they are
+        check_tensor("y", y)
     check_int("epochs", epochs)
     check_int("batch_size", batch_size)
     if x.shape[0] != y.shape[0]:
@@ -68,13 +86,15 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                                  fused=x.device.type in ("cpu", "cuda"))
     model.train()
     history = []
+    step = 0
     bar = tqdm(range(epochs), desc=desc, disable=not progress, leave=False)
     for _ in bar:
         perm = torch.randperm(n, device=x.device)
         total = 0.0
         for start in range(0, n, batch_size):
             idx = perm[start:start + batch_size]
-            loss = loss_fn(model, x[idx], y[idx])
+            loss = loss_fn(model, x[idx], y[idx], step) if pass_step else loss_fn(model, x[idx], y[idx])
+            step += 1
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"the loss became {loss.item()}; lower lr (now {lr}) or check the data")
             optimizer.zero_grad(set_to_none=True)
