@@ -77,6 +77,17 @@ def make_gap_regression(n: int = 40, noise_std: float = 0.25, seed: int = 0,
     return x, y
 
 
+def _uniform_regression(function, n, noise_std, seed, low, high, dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """``y = function(x) + noise_std * eps``, ``x`` uniform in ``[low, high]``: ``[n]`` sorted x, ``[n]`` y."""
+    check_int("n", n, minimum=1)
+    check_positive("noise_std", noise_std)
+    if not low < high:
+        raise ValueError(f"need low < high, got low={low}, high={high}")
+    g = torch.Generator().manual_seed(seed)
+    x, _ = torch.sort(low + (high - low) * torch.rand(n, generator=g, dtype=dtype))
+    return x, function(x) + noise_std * torch.randn(n, generator=g, dtype=dtype)
+
+
 def make_cubic_regression(n: int = 20, noise_std: float = 3.0, seed: int = 0, low: float = -4.0,
                           high: float = 4.0, dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
     """The toy of Lakshminarayanan et al. (2017, Figure 1): ``y = x^3 + noise_std * eps`` with
@@ -87,13 +98,7 @@ def make_cubic_regression(n: int = 20, noise_std: float = 3.0, seed: int = 0, lo
     Returns:
         x: ``[n]`` inputs, sorted.  y: ``[n]`` targets.
     """
-    check_int("n", n, minimum=1)
-    check_positive("noise_std", noise_std)
-    if not low < high:
-        raise ValueError(f"need low < high, got low={low}, high={high}")
-    g = torch.Generator().manual_seed(seed)
-    x, _ = torch.sort(low + (high - low) * torch.rand(n, generator=g, dtype=dtype))
-    return x, x ** 3 + noise_std * torch.randn(n, generator=g, dtype=dtype)
+    return _uniform_regression(lambda x: x ** 3, n, noise_std, seed, low, high, dtype)
 
 
 def make_sine_regression(n: int = 100, noise_std: float = 0.1, seed: int = 0, low: float = -3.0,
@@ -105,14 +110,7 @@ def make_sine_regression(n: int = 100, noise_std: float = 0.1, seed: int = 0, lo
     Returns:
         x: ``[n]`` inputs, sorted.  y: ``[n]`` targets.
     """
-    check_int("n", n, minimum=1)
-    check_positive("noise_std", noise_std)
-    if not low < high:
-        raise ValueError(f"need low < high, got low={low}, high={high}")
-    g = torch.Generator().manual_seed(seed)
-    x, _ = torch.sort(low + (high - low) * torch.rand(n, generator=g, dtype=dtype))
-    y = torch.sin(x) + noise_std * torch.randn(n, generator=g, dtype=dtype)
-    return x, y
+    return _uniform_regression(torch.sin, n, noise_std, seed, low, high, dtype)
 
 
 def make_cluster_regression(n: int = 2000, fractions=(0.3, 0.4, 0.3), offsets=(-2.5, 0.0, 2.5),

@@ -80,48 +80,37 @@ def local_reparam_linear(x: torch.Tensor, weight_mu: torch.Tensor, weight_sigma:
     return mean + var.clamp_min(1e-16).sqrt() * torch.randn_like(mean)
 
 
-class BayesLinear(nn.Module):
-    """A linear layer whose every weight and bias is a Gaussian random variable.
+class BayesLayer(nn.Module):
+    """What every Bayes-by-Backprop layer shares: Gaussian weights and biases, their KL, freezing.
 
-    Args:
-        prior_mu, prior_sigma: mean and (positive) std of the factorised Gaussian prior.
-        in_features, out_features: sizes as in ``nn.Linear``.
-        bias: whether the layer has a (stochastic) bias.
-        init_sigma: the posterior std every weight starts from (small: start near a point estimate).
-        local_reparam: sample pre-activations instead of weights (:func:`local_reparam_linear`):
-            every example gets its own noise. Right for training and for per-example predictive
-            distributions; not for drawing whole functions (curves), which need one weight sample
-            shared by all inputs. The attribute can be switched at any time.
-
-    Shapes: ``[N, in] -> [N, out]`` with one weight sample, or ``[S, N, in] -> [S, N, out]``
-    with S weight samples. ``freeze()`` makes the layer use the posterior means (deterministic).
-    The noise is drawn on every forward pass, on the device and in the dtype of the layer.
+    Holds ``weight_mu``/``weight_rho`` of ``weight_shape`` and, with ``bias``, ``bias_mu``/``bias_rho``
+    of shape ``[out]``; ``sigma = softplus(rho)`` starts at ``init_sigma``. Subclasses
+    (:class:`BayesLinear`, :class:`BayesConv2d`) set the means in ``reset_parameters`` and define
+    ``forward``.
     """
 
-    def __init__(self, prior_mu: float, prior_sigma: float, in_features: int, out_features: int,
-                 bias: bool = True, init_sigma: float = 1e-3, local_reparam: bool = False):
+    def __init__(self, prior_mu: float, prior_sigma: float, weight_shape: tuple[int, ...], bias: bool,
+                 init_sigma: float, local_reparam: bool):
         super().__init__()
         check_positive("prior_sigma", prior_sigma)
         check_positive("init_sigma", init_sigma)
-        self.in_features = check_int("in_features", in_features)
-        self.out_features = check_int("out_features", out_features)
         self.prior_mu, self.prior_sigma = float(prior_mu), float(prior_sigma)
         rho0 = math.log(math.expm1(init_sigma))  # softplus(rho0) == init_sigma
-        self.weight_mu = nn.Parameter(torch.empty(out_features, in_features))
-        self.weight_rho = nn.Parameter(torch.full((out_features, in_features), rho0))
+        self.weight_mu = nn.Parameter(torch.empty(weight_shape))
+        self.weight_rho = nn.Parameter(torch.full(weight_shape, rho0))
         if bias:
-            self.bias_mu = nn.Parameter(torch.empty(out_features))
-            self.bias_rho = nn.Parameter(torch.full((out_features,), rho0))
+            self.bias_mu = nn.Parameter(torch.empty(weight_shape[0]))
+            self.bias_rho = nn.Parameter(torch.full((weight_shape[0],), rho0))
         else:
             self.register_parameter("bias_mu", None)
             self.register_parameter("bias_rho", None)
         self.frozen = False
         self.local_reparam = bool(local_reparam)
-        self.reset_parameters()
 
-    def reset_parameters(self) -> None:
-        # the same initial means as nn.Linear (Kaiming-uniform), so a frozen layer starts like one
-        bound = 1 / math.sqrt(self.in_features)
+    def _init_means(self, fan_in: int) -> None:
+        # the same initial means as nn.Linear / nn.Conv2d (uniform in +-1/sqrt(fan_in)),
+        # so a frozen layer starts like its deterministic counterpart
+        bound = 1 / math.sqrt(fan_in)
         nn.init.uniform_(self.weight_mu, -bound, bound)
         if self.bias_mu is not None:
             nn.init.uniform_(self.bias_mu, -bound, bound)
@@ -134,12 +123,12 @@ class BayesLinear(nn.Module):
     def bias_sigma(self) -> torch.Tensor | None:
         return None if self.bias_rho is None else F.softplus(self.bias_rho)
 
-    def freeze(self) -> "BayesLinear":
+    def freeze(self):
         """Use the posterior means: the layer becomes deterministic."""
         self.frozen = True
         return self
 
-    def unfreeze(self) -> "BayesLinear":
+    def unfreeze(self):
         """Sample fresh weights on every forward pass again."""
         self.frozen = False
         return self
@@ -162,6 +151,40 @@ class BayesLinear(nn.Module):
         return (math.log(p_sigma) - torch.log(sigma)
                 + (sigma ** 2 + (mu - p_mu) ** 2) / (2 * p_sigma ** 2) - 0.5).sum()
 
+    def _prior_repr(self) -> str:
+        return (f"prior=N({self.prior_mu}, {self.prior_sigma}^2), frozen={self.frozen}"
+                + (", local_reparam=True" if self.local_reparam else ""))
+
+
+class BayesLinear(BayesLayer):
+    """A linear layer whose every weight and bias is a Gaussian random variable.
+
+    Args:
+        prior_mu, prior_sigma: mean and (positive) std of the factorised Gaussian prior.
+        in_features, out_features: sizes as in ``nn.Linear``.
+        bias: whether the layer has a (stochastic) bias.
+        init_sigma: the posterior std every weight starts from (small: start near a point estimate).
+        local_reparam: sample pre-activations instead of weights (:func:`local_reparam_linear`):
+            every example gets its own noise. Right for training and for per-example predictive
+            distributions; not for drawing whole functions (curves), which need one weight sample
+            shared by all inputs. The attribute can be switched at any time.
+
+    Shapes: ``[N, in] -> [N, out]`` with one weight sample, or ``[S, N, in] -> [S, N, out]``
+    with S weight samples. ``freeze()`` makes the layer use the posterior means (deterministic).
+    The noise is drawn on every forward pass, on the device and in the dtype of the layer.
+    """
+
+    def __init__(self, prior_mu: float, prior_sigma: float, in_features: int, out_features: int,
+                 bias: bool = True, init_sigma: float = 1e-3, local_reparam: bool = False):
+        in_features = check_int("in_features", in_features)
+        out_features = check_int("out_features", out_features)
+        super().__init__(prior_mu, prior_sigma, (out_features, in_features), bias, init_sigma, local_reparam)
+        self.in_features, self.out_features = in_features, out_features
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        self._init_means(self.in_features)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() not in (2, 3) or x.shape[-1] != self.in_features:
             raise ValueError(f"x must have shape [N, {self.in_features}] or [S, N, {self.in_features}], "
@@ -183,9 +206,7 @@ class BayesLinear(nn.Module):
         return torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))  # [S, N, out]
 
     def extra_repr(self) -> str:
-        return (f"in_features={self.in_features}, out_features={self.out_features}, "
-                f"prior=N({self.prior_mu}, {self.prior_sigma}^2), frozen={self.frozen}"
-                + (", local_reparam=True" if self.local_reparam else ""))
+        return f"in_features={self.in_features}, out_features={self.out_features}, " + self._prior_repr()
 
     @torch.no_grad()
     def sample_linear(self) -> nn.Linear:
@@ -200,9 +221,9 @@ class BayesLinear(nn.Module):
         return linear
 
 
-def bayes_layers(model: nn.Module) -> list[BayesLinear | BayesConv2d]:
+def bayes_layers(model: nn.Module) -> list[BayesLayer]:
     """Every Bayesian layer (:class:`BayesLinear`, :class:`BayesConv2d`) inside ``model``, at any depth."""
-    return [m for m in model.modules() if isinstance(m, (BayesLinear, BayesConv2d))]
+    return [m for m in model.modules() if isinstance(m, BayesLayer)]
 
 
 @contextmanager
@@ -343,7 +364,7 @@ def _conv_mean_std(x, weight_mu, weight_sigma, bias_mu, bias_sigma, stride, padd
     return mean, var.clamp_min(1e-16).sqrt()
 
 
-class BayesConv2d(nn.Module):
+class BayesConv2d(BayesLayer):
     """A 2-D convolution whose every kernel weight and bias is a Gaussian random variable.
 
     Bayes by Backprop (Blundell et al., 2015) for convolutions: ``q(w) = N(mu, sigma^2)`` per
@@ -370,69 +391,18 @@ class BayesConv2d(nn.Module):
     def __init__(self, prior_mu: float, prior_sigma: float, in_channels: int, out_channels: int,
                  kernel_size: int, stride: int = 1, padding: int = 0, bias: bool = True,
                  init_sigma: float = 1e-3, local_reparam: bool = False):
-        super().__init__()
-        check_positive("prior_sigma", prior_sigma)
-        check_positive("init_sigma", init_sigma)
-        self.in_channels = check_int("in_channels", in_channels)
-        self.out_channels = check_int("out_channels", out_channels)
-        self.kernel_size = check_int("kernel_size", kernel_size)
+        in_channels = check_int("in_channels", in_channels)
+        out_channels = check_int("out_channels", out_channels)
+        kernel_size = check_int("kernel_size", kernel_size)
+        super().__init__(prior_mu, prior_sigma, (out_channels, in_channels, kernel_size, kernel_size), bias,
+                         init_sigma, local_reparam)
+        self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel_size
         self.stride = check_int("stride", stride)
         self.padding = check_int("padding", padding, minimum=0)
-        self.prior_mu, self.prior_sigma = float(prior_mu), float(prior_sigma)
-        shape = (out_channels, in_channels, kernel_size, kernel_size)
-        rho0 = math.log(math.expm1(init_sigma))  # softplus(rho0) == init_sigma
-        self.weight_mu = nn.Parameter(torch.empty(shape))
-        self.weight_rho = nn.Parameter(torch.full(shape, rho0))
-        if bias:
-            self.bias_mu = nn.Parameter(torch.empty(out_channels))
-            self.bias_rho = nn.Parameter(torch.full((out_channels,), rho0))
-        else:
-            self.register_parameter("bias_mu", None)
-            self.register_parameter("bias_rho", None)
-        self.frozen = False
-        self.local_reparam = bool(local_reparam)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        # the same initial means as nn.Conv2d (uniform in +-1/sqrt(fan_in))
-        bound = 1 / math.sqrt(self.in_channels * self.kernel_size ** 2)
-        nn.init.uniform_(self.weight_mu, -bound, bound)
-        if self.bias_mu is not None:
-            nn.init.uniform_(self.bias_mu, -bound, bound)
-
-    @property
-    def weight_sigma(self) -> torch.Tensor:
-        return F.softplus(self.weight_rho)
-
-    @property
-    def bias_sigma(self) -> torch.Tensor | None:
-        return None if self.bias_rho is None else F.softplus(self.bias_rho)
-
-    def freeze(self) -> "BayesConv2d":
-        """Use the posterior means: the layer becomes deterministic."""
-        self.frozen = True
-        return self
-
-    def unfreeze(self) -> "BayesConv2d":
-        """Sample fresh weights on every forward pass again."""
-        self.frozen = False
-        return self
-
-    def num_stochastic(self) -> int:
-        """Number of random weights and biases (each (mu, sigma) pair counts once)."""
-        return self.weight_mu.numel() + (0 if self.bias_mu is None else self.bias_mu.numel())
-
-    def kl(self) -> torch.Tensor:
-        """Closed-form ``KL(q || prior)`` summed over every weight and bias; a scalar."""
-        total = self._kl_sum(self.weight_mu, self.weight_sigma)
-        if self.bias_mu is not None:
-            total = total + self._kl_sum(self.bias_mu, self.bias_sigma)
-        return total
-
-    def _kl_sum(self, mu: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        p_mu, p_sigma = self.prior_mu, self.prior_sigma
-        return (math.log(p_sigma) - torch.log(sigma)
-                + (sigma ** 2 + (mu - p_mu) ** 2) / (2 * p_sigma ** 2) - 0.5).sum()
+        self._init_means(self.in_channels * self.kernel_size ** 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not isinstance(x, torch.Tensor) or x.dim() not in (4, 5) or x.shape[-3] != self.in_channels:
@@ -472,5 +442,4 @@ class BayesConv2d(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
-                f"padding={self.padding}, prior=N({self.prior_mu}, {self.prior_sigma}^2), frozen={self.frozen}"
-                + (", local_reparam=True" if self.local_reparam else ""))
+                f"padding={self.padding}, " + self._prior_repr())
