@@ -42,6 +42,18 @@ def kl_normal(mu_q: torch.Tensor, sigma_q: torch.Tensor, mu_p, sigma_p) -> torch
             + (sigma_q ** 2 + (mu_q - mu_p) ** 2) / (2 * sigma_p ** 2) - 0.5)
 
 
+def _check_sigmas_and_bias(weight_mu, weight_sigma, bias_mu, bias_sigma) -> None:
+    """Shapes shared by the local-reparameterisation samplers: sigma like mu, bias [out] or absent."""
+    if weight_sigma.shape != weight_mu.shape:
+        raise ValueError(f"weight_sigma must have the shape of weight_mu {tuple(weight_mu.shape)}, "
+                         f"got {tuple(weight_sigma.shape)}")
+    if (bias_mu is None) != (bias_sigma is None):
+        raise ValueError("bias_mu and bias_sigma must be given together (or both left out)")
+    if bias_mu is not None and (bias_mu.shape != (weight_mu.shape[0],) or bias_sigma.shape != bias_mu.shape):
+        raise ValueError(f"bias_mu and bias_sigma must have shape [{weight_mu.shape[0]}], "
+                         f"got {tuple(bias_mu.shape)} and {tuple(bias_sigma.shape)}")
+
+
 def local_reparam_linear(x: torch.Tensor, weight_mu: torch.Tensor, weight_sigma: torch.Tensor,
                          bias_mu: torch.Tensor | None = None, bias_sigma: torch.Tensor | None = None) -> torch.Tensor:
     """A sample of the pre-activations ``x W^T + b`` of a Gaussian linear layer, drawn directly.
@@ -63,17 +75,10 @@ def local_reparam_linear(x: torch.Tensor, weight_mu: torch.Tensor, weight_sigma:
         raise ValueError(f"x must be a tensor of shape [..., in], got {x!r}")
     if weight_mu.dim() != 2:
         raise ValueError(f"weight_mu must have shape [out, in], got {tuple(weight_mu.shape)}")
-    if weight_sigma.shape != weight_mu.shape:
-        raise ValueError(f"weight_sigma must have the shape of weight_mu {tuple(weight_mu.shape)}, "
-                         f"got {tuple(weight_sigma.shape)}")
     if x.shape[-1] != weight_mu.shape[1]:
         raise ValueError(f"x must have last dimension {weight_mu.shape[1]} (weight_mu is [out, in] = "
                          f"{list(weight_mu.shape)}), got shape {tuple(x.shape)}")
-    if (bias_mu is None) != (bias_sigma is None):
-        raise ValueError("bias_mu and bias_sigma must be given together (or both left out)")
-    if bias_mu is not None and (bias_mu.shape != (weight_mu.shape[0],) or bias_sigma.shape != bias_mu.shape):
-        raise ValueError(f"bias_mu and bias_sigma must have shape [{weight_mu.shape[0]}], "
-                         f"got {tuple(bias_mu.shape)} and {tuple(bias_sigma.shape)}")
+    _check_sigmas_and_bias(weight_mu, weight_sigma, bias_mu, bias_sigma)
     mean = F.linear(x, weight_mu, bias_mu)
     var = F.linear(x ** 2, weight_sigma ** 2, None if bias_sigma is None else bias_sigma ** 2)
     # an all-zero input row without bias has variance 0, whose sqrt has an infinite gradient
@@ -342,17 +347,10 @@ def local_reparam_conv2d(x: torch.Tensor, weight_mu: torch.Tensor, weight_sigma:
         raise ValueError(f"x must be a tensor of shape [N, C_in, H, W], got {getattr(x, 'shape', x)!r}")
     if weight_mu.dim() != 4:
         raise ValueError(f"weight_mu must have shape [C_out, C_in, k, k], got {tuple(weight_mu.shape)}")
-    if weight_sigma.shape != weight_mu.shape:
-        raise ValueError(f"weight_sigma must have the shape of weight_mu {tuple(weight_mu.shape)}, "
-                         f"got {tuple(weight_sigma.shape)}")
     if x.shape[1] != weight_mu.shape[1]:
         raise ValueError(f"x must have {weight_mu.shape[1]} channels (weight_mu is [C_out, C_in, k, k] = "
                          f"{list(weight_mu.shape)}), got shape {tuple(x.shape)}")
-    if (bias_mu is None) != (bias_sigma is None):
-        raise ValueError("bias_mu and bias_sigma must be given together (or both left out)")
-    if bias_mu is not None and (bias_mu.shape != (weight_mu.shape[0],) or bias_sigma.shape != bias_mu.shape):
-        raise ValueError(f"bias_mu and bias_sigma must have shape [{weight_mu.shape[0]}], "
-                         f"got {tuple(bias_mu.shape)} and {tuple(bias_sigma.shape)}")
+    _check_sigmas_and_bias(weight_mu, weight_sigma, bias_mu, bias_sigma)
     mean, std = _conv_mean_std(x, weight_mu, weight_sigma, bias_mu, bias_sigma, stride, padding)
     return mean + std * torch.randn_like(mean)
 
