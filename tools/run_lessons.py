@@ -9,6 +9,7 @@ cells tagged ``key-results``. Exits 1 if any lesson fails.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -17,6 +18,10 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError
 from nbconvert import HTMLExporter
+
+# Progress bars in a headless run are widgets nobody watches; the saved notebook and HTML would
+# show them frozen at 0%. The kernels inherit this (tqdm >= 4.66 reads TQDM_* defaults).
+os.environ.setdefault("TQDM_DISABLE", "1")
 
 ROOT = Path(__file__).resolve().parent.parent
 
