@@ -28,6 +28,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .data import Standardizer, train_test_split
+from .metrics import gaussian_nll
+from .predict import variance_decomposition
 from .utils import check_int, check_positive, check_tensor
 
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
@@ -323,8 +325,8 @@ def mixture_moments(mu: torch.Tensor, sigma: torch.Tensor) -> tuple[torch.Tensor
     ``variance = mean_j sigma_j^2 + mean_j mu_j^2 - (mean_j mu_j)^2`` (a variance, not a std).
     """
     _check_mixture(mu, sigma)
-    mean = mu.mean(dim=0)
-    return mean, (sigma ** 2).mean(dim=0) + ((mu - mean) ** 2).mean(dim=0)
+    aleatoric, epistemic = variance_decomposition(mu, sigma)
+    return mu.mean(dim=0), aleatoric + epistemic
 
 
 def mixture_log_prob(y: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
@@ -353,6 +355,28 @@ def mixture_nll(y: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor, reductio
 
 
 # ---------------------------------------------------------------- the UCI protocol
+
+def uci_scores(mu: torch.Tensor, sigma: torch.Tensor, y: torch.Tensor, y_mean: torch.Tensor, y_std: torch.Tensor,
+               one_gaussian: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-split scores of mixture predictions, in the target's original units.
+
+    ``mu``, ``sigma``: ``[C, ..., K, N]`` mixture components (C of them) in standardised units,
+    for K splits of N test rows; ``y``: ``[K, N]`` targets in original units; ``y_mean``, ``y_std``:
+    ``[K]`` each split's training statistics (as :func:`uci_splits` returns them). Every ``sigma``
+    is multiplied by ``y_std``, so the NLL includes the ``log y_std`` of the change of units.
+
+    Returns ``(rmse, nll)``, each ``[..., K]``: the RMSE of the mixture mean and the mean
+    negative log-density of the mixture (``one_gaussian=True``: of the single Gaussian with the
+    mixture's mean and variance, as Lakshminarayanan et al. (2017) score it).
+    """
+    mu_q, sigma_q = y_mean[:, None] + y_std[:, None] * mu, y_std[:, None] * sigma
+    mean, var = mixture_moments(mu_q, sigma_q)
+    target = y.expand_as(mean)
+    rmse = ((mean - target) ** 2).mean(-1).sqrt()
+    if one_gaussian:
+        return rmse, gaussian_nll(target, mean, var.sqrt(), reduction="none").mean(-1)
+    return rmse, mixture_nll(target, mu_q, sigma_q, reduction="none").mean(-1)
+
 
 def uci_splits(x: torch.Tensor, y: torch.Tensor, n_splits: int = 20, test_fraction: float = 0.1,
                seed: int = 0) -> dict[str, torch.Tensor]:

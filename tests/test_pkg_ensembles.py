@@ -268,6 +268,25 @@ def test_mixture_nll_stays_finite_far_from_every_member():
     torch.testing.assert_close(nll.double(), expected, rtol=1e-6, atol=0)
 
 
+def test_uci_scores_are_the_mixture_scores_in_original_units():
+    # two splits, three members, four test rows; standardised components, targets in original units
+    g = torch.Generator().manual_seed(5)
+    mu = torch.randn(3, 2, 4, generator=g, dtype=torch.float64)
+    sigma = torch.rand(3, 2, 4, generator=g, dtype=torch.float64) + 0.2
+    y = 5 + torch.randn(2, 4, generator=g, dtype=torch.float64)
+    y_mean, y_std = torch.tensor([5.0, 6.0], dtype=torch.float64), torch.tensor([0.5, 2.0], dtype=torch.float64)
+    rmse, nll = ensembles.uci_scores(mu, sigma, y, y_mean, y_std)
+    assert rmse.shape == nll.shape == (2,)
+    for k in range(2):
+        components = Normal(y_mean[k] + y_std[k] * mu[:, k].T, y_std[k] * sigma[:, k].T)  # [4, 3]
+        mixture = MixtureSameFamily(Categorical(logits=torch.zeros(4, 3, dtype=torch.float64)), components)
+        torch.testing.assert_close(nll[k], -mixture.log_prob(y[k]).mean())
+        torch.testing.assert_close(rmse[k], (mixture.mean - y[k]).pow(2).mean().sqrt())
+        # scored as one Gaussian with the mixture's moments
+        one = -Normal(mixture.mean, mixture.variance.sqrt()).log_prob(y[k]).mean()
+        torch.testing.assert_close(ensembles.uci_scores(mu, sigma, y, y_mean, y_std, one_gaussian=True)[1][k], one)
+
+
 def test_mixture_functions_reject_bad_input_by_name():
     mu, sigma = _random_mixture(j=2, n=3)
     with pytest.raises(ValueError, match="sigma"):

@@ -43,18 +43,15 @@ def tuning_splits(n_splits: int) -> dict[str, torch.Tensor]:
     inner = [E.uci_splits(outer["x_train"][k], outer["y_train"][k], n_splits=1, test_fraction=0.1, seed=100 + k)
              for k in range(n_splits)]
     cat = {key: torch.cat([part[key] for part in inner]) for key in inner[0]}  # [K, ...]
-    ym, ys = outer["y_mean"][:, None], outer["y_std"][:, None]  # outer standardised units -> quality points
+    ym, ys = outer["y_mean"], outer["y_std"]  # [K]: outer standardised units -> quality points
     return {"x_train": cat["x_train"], "y_train": cat["y_train"], "x_val": cat["x_test"],
-            "y_val": ym + ys * cat["y_test"], "y_mean": ym + ys * cat["y_mean"][:, None],
-            "y_std": ys * cat["y_std"][:, None]}
+            "y_val": ym[:, None] + ys[:, None] * cat["y_test"], "y_mean": ym + ys * cat["y_mean"],
+            "y_std": ys * cat["y_std"]}
 
 
 def scores(data, mu, sigma) -> tuple[float, float]:
     """Mixture components [C, K, N_val] (standardised) -> (val NLL, val RMSE) in quality points, mean over splits."""
-    mu_q, sigma_q = data["y_mean"] + data["y_std"] * mu, data["y_std"] * sigma
-    mean, _ = E.mixture_moments(mu_q, sigma_q)
-    rmse = ((mean - data["y_val"]) ** 2).mean(-1).sqrt()
-    nll = E.mixture_nll(data["y_val"], mu_q, sigma_q, reduction="none").mean(-1)
+    rmse, nll = E.uci_scores(mu, sigma, data["y_val"], data["y_mean"], data["y_std"])
     return nll.mean().item(), rmse.mean().item()
 
 
