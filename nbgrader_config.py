@@ -55,4 +55,9 @@ c.OverwriteCells.add_missing_cells = True
 # Per-cell limit while autograding: the slowest cell of any lesson (training) takes well
 # under a minute on a 2-core CPU; an infinite loop costs this much per cell that calls it.
 c.Execute.timeout = 120
-c.Execute.allow_errors = True
+
+# nbgrader scores a test cell 0 when it wrote anything to stderr, so a correct answer that
+# calls warnings.warn or logging.warning (or that torch warns about) would lose the cell's
+# points. A test fails by raising, never by printing: drop every stderr stream before scoring.
+c.IgnorePattern.enabled = True
+c.IgnorePattern.pattern = r"(?s)."

@@ -89,6 +89,10 @@ def toy_submissions(release: Path, solution: Path) -> dict[str, object]:
         "import_error": nbformat.writes(with_answers(release, {"square_answer": "import a_module_that_does_not_exist\n\ndef square(x):\n    return x * x"})),
         "tampered_asserts": edited(tamper),
         "deleted_test_cell": edited(delete_hidden),
+        # right, but noisy: stderr output in the test cells must not cost the points
+        "correct_with_warning": nbformat.writes(with_answers(release, {"square_answer": (
+            "import logging, sys, warnings\n\ndef square(x):\n    warnings.warn('squaring')\n"
+            "    logging.warning('squaring %s', x)\n    print('debug', file=sys.stderr)\n    return x * x")})),
     }
 
 

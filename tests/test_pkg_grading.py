@@ -37,10 +37,11 @@ def test_every_bdl_course_module_that_imported_the_function_gets_the_blocker():
     assert len(holders) >= 3
     original = utils.check_tensor
     with grading.forbid(original):
-        assert all(m.check_tensor is not original for m in holders)
-        with pytest.raises(ForbiddenCall):
-            metrics.check_tensor("x", torch.zeros(1))
+        for m in holders:
+            with pytest.raises(ForbiddenCall):
+                m.check_tensor("x", torch.zeros(1))
     assert all(m.check_tensor is original for m in holders)
+    metrics.check_tensor("x", torch.zeros(1))
 
 
 def test_functions_not_listed_keep_working_inside_the_block():
@@ -56,8 +57,10 @@ def test_originals_are_restored_after_the_block():
     original_kl, original_rmse = layers.kl_normal, metrics.rmse
     notebook = {"k": original_kl}
     with grading.forbid(original_kl, original_rmse, namespace=notebook):
-        assert layers.kl_normal is not original_kl and notebook["k"] is not original_kl
-        assert metrics.rmse is not original_rmse
+        with pytest.raises(ForbiddenCall):
+            notebook["k"](torch.ones(1), torch.ones(1), 0.0, 1.0)
+        with pytest.raises(ForbiddenCall):
+            metrics.rmse(torch.zeros(2), torch.zeros(2))
     assert layers.kl_normal is original_kl and metrics.rmse is original_rmse
     assert notebook["k"] is original_kl
     assert layers.kl_normal(torch.ones(1), torch.ones(1), 0.0, 1.0).item() > 0  # callable again
@@ -70,3 +73,142 @@ def test_originals_are_restored_when_the_block_raises():
         with grading.forbid(original, namespace=notebook):
             raise KeyError("an answer failed")
     assert predict.logmeanexp is original and notebook["f"] is original
+
+
+# --- forbid blocks the function whatever reference reaches it (issue 11 §1) ---------------
+
+def test_a_default_argument_holding_the_function_is_blocked():
+    def answer(x, f=predict.logmeanexp):
+        return f(x)
+    with grading.forbid(predict.logmeanexp):
+        with pytest.raises(ForbiddenCall, match="logmeanexp"):
+            answer(torch.zeros(3))
+    assert answer(torch.zeros(3)).shape == ()  # works again after the block
+
+
+def test_functools_partial_and_containers_holding_the_function_are_blocked():
+    import functools
+    part = functools.partial(layers.kl_normal, torch.ones(1))
+    table = {"kl": layers.kl_normal}
+    with grading.forbid(layers.kl_normal):
+        with pytest.raises(ForbiddenCall):
+            part(torch.ones(1), 0.0, 1.0)
+        with pytest.raises(ForbiddenCall):
+            table["kl"](torch.zeros(1), torch.ones(1), 0.0, 1.0)
+    assert part(torch.ones(1), 0.0, 1.0).item() > 0
+
+
+def test_a_copy_sharing_the_code_and_a_bound_method_are_blocked():
+    import types as _types
+    copy_ = _types.FunctionType(predict.logmeanexp.__code__, predict.logmeanexp.__globals__, "mine",
+                                predict.logmeanexp.__defaults__, predict.logmeanexp.__closure__)
+
+    class Holder:
+        method = predict.logmeanexp
+
+    bound = Holder().method  # a bound method wrapping the function
+    with grading.forbid(predict.logmeanexp):
+        with pytest.raises(ForbiddenCall):
+            copy_(torch.zeros(3))
+        with pytest.raises(ForbiddenCall):
+            bound()
+    assert copy_(torch.zeros(3)).shape == ()
+
+
+def test_a_function_with_a_closure_can_be_forbidden_and_restored():
+    scale = 3.0
+
+    def helper(x):
+        return x * scale
+    alias = helper
+    with grading.forbid(helper):
+        with pytest.raises(ForbiddenCall, match="helper"):
+            alias(1.0)
+    assert alias(2.0) == 6.0
+
+
+def test_an_honest_function_with_the_same_body_is_not_blocked():
+    def my_square(x):
+        return x * x
+
+    def the_package_square(x):
+        return x * x
+    with grading.forbid(the_package_square):
+        assert my_square(3) == 9
+
+
+def test_builtin_callables_are_still_swapped_by_name():
+    notebook = {"lse": torch.logsumexp}
+    with grading.forbid(torch.logsumexp, namespace=notebook):
+        with pytest.raises(ForbiddenCall):
+            notebook["lse"](torch.zeros(2), 0)
+    assert notebook["lse"] is torch.logsumexp
+
+
+# --- assert_close: one dtype rule for the whole course ------------------------------------
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+def test_assert_close_accepts_any_floating_dtype(dtype):
+    expected = torch.tensor([0.5, -1.25, 3.0], dtype=torch.float32)
+    grading.assert_close(expected.to(dtype), expected, rtol=1e-2, atol=0, name="mean")
+
+
+def test_assert_close_compares_floats_tensors_and_lists_in_float64():
+    grading.assert_close(0.1 + 0.2, torch.tensor(0.3, dtype=torch.float64), rtol=1e-12, atol=0)
+    grading.assert_close([1.0, 2.0], torch.tensor([1.0, 2.0]), name="pair")
+    grading.assert_close(torch.tensor(2), 2.0)  # an integer answer for an integral value
+
+
+def test_assert_close_names_the_quantity_and_the_first_wrong_value():
+    with pytest.raises(AssertionError, match=r"the ELBO: 1 of 3 values differ at index \(1,\): got 5, expected 2"):
+        grading.assert_close(torch.tensor([1.0, 5.0, 3.0]), torch.tensor([1.0, 2.0, 3.0]), name="the ELBO")
+
+
+def test_assert_close_refuses_a_different_shape():
+    with pytest.raises(AssertionError, match=r"shape \(1,\), expected shape \(\)"):
+        grading.assert_close(torch.tensor([1.0]), 1.0, name="x")
+    with pytest.raises(AssertionError, match="shape"):
+        grading.assert_close(torch.zeros(3, 1), torch.zeros(3))  # broadcasting is not equality
+
+
+def test_assert_close_handles_nan_inf_and_non_numbers():
+    with pytest.raises(AssertionError):
+        grading.assert_close(float("nan"), 1.0)
+    with pytest.raises(AssertionError):
+        grading.assert_close(float("nan"), float("nan"))
+    grading.assert_close(float("nan"), float("nan"), equal_nan=True)
+    grading.assert_close(torch.tensor([float("-inf"), 1.0]), torch.tensor([float("-inf"), 1.0]))
+    with pytest.raises(AssertionError):
+        grading.assert_close(float("inf"), float("-inf"))
+    with pytest.raises(AssertionError, match="should be a number or a tensor, got NoneType"):
+        grading.assert_close(None, 1.0, name="kl")
+    with pytest.raises(AssertionError, match="complex"):
+        grading.assert_close(torch.tensor([1 + 1j]), torch.tensor([1.0]))
+
+
+def test_assert_close_uses_the_tolerances():
+    grading.assert_close(1.0 + 1e-6, 1.0)  # default rtol 1e-5
+    with pytest.raises(AssertionError):
+        grading.assert_close(1.001, 1.0, rtol=1e-4, atol=0)
+    grading.assert_close(1.001, 1.0, rtol=0, atol=1e-2)
+
+
+def test_assert_close_is_not_fooled_by_a_tensor_subclass_or_a_patched_torch(monkeypatch):
+    class AlwaysEqual(torch.Tensor):
+        def __eq__(self, other):
+            return True
+
+        def __le__(self, other):
+            return torch.ones_like(torch.Tensor.as_subclass(self, torch.Tensor), dtype=torch.bool)
+
+        @classmethod
+        def __torch_function__(cls, func, types, args=(), kwargs=None):
+            return torch.tensor(True)
+
+    cheat = torch.tensor([9.0, 9.0]).as_subclass(AlwaysEqual)
+    with pytest.raises(AssertionError, match="differ"):
+        grading.assert_close(cheat, torch.tensor([1.0, 2.0]))
+    monkeypatch.setattr(torch, "allclose", lambda *a, **k: True)
+    monkeypatch.setattr(torch, "isclose", lambda *a, **k: torch.tensor(True))
+    with pytest.raises(AssertionError):
+        grading.assert_close(torch.tensor([9.0]), torch.tensor([1.0]))
