@@ -1,5 +1,7 @@
-"""Shared fixtures. The notebook pipeline (release, autograde, nbval) runs once per session,
-its independent jobs two at a time (the CI machine has 2 cores); tests then read the results.
+"""Shared fixtures. The notebook pipeline (release, autograde) runs once per session, its
+independent jobs two at a time (the CI machine has 2 cores); tests then read the results.
+Each lesson is executed three times: autograding its solution, its blank student version and
+its wrong-answer fixture; the tests read the executed notebooks instead of running them again.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ sys.path.insert(0, str(ROOT / "tools"))
 import nbcourse  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures"
-ALL_LESSONS = sorted(p.name for p in (ROOT / "solutions").iterdir() if p.is_dir() and p.name[:2].isdigit())
+ALL_LESSONS = nbcourse.lessons()
 LESSONS = ALL_LESSONS
 if os.environ.get("BDL_LESSONS"):  # while writing a lesson: BDL_LESSONS=03_full_bnn pytest tests/...
     LESSONS = [name for name in LESSONS if name in os.environ["BDL_LESSONS"].split(",")]
@@ -96,26 +98,6 @@ def toy_submissions(release: Path, solution: Path) -> dict[str, object]:
     }
 
 
-def tagged_release(release: Path, dest: Path) -> Path:
-    """A copy of a released notebook whose answer and test cells may raise (nbval tolerates them)."""
-    nb = nbformat.read(release, as_version=4)
-    for cell in nb.cells:
-        meta = nbgrader_meta(cell)
-        if cell.cell_type == "code" and (meta.get("solution") or meta.get("grade")):
-            cell.metadata.setdefault("tags", []).append("raises-exception")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, dest)
-    return dest
-
-
-def nbval(paths: list[Path], cwd: Path) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "--nbval-cell-timeout=300",
-           "-p", "nbval_patience", "-p", "no:cacheprovider", "-q", "--rootdir", str(cwd), *map(str, paths)]
-    pythonpath = os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])
-    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True,
-                          env=dict(os.environ, PYTHONHASHSEED="0", PYTHONPATH=pythonpath))
-
-
 class Pipeline:
     """Results of one run of the whole notebook pipeline, shared by the tests."""
 
@@ -152,16 +134,6 @@ class Pipeline:
         self.autograde[lesson] = nbcourse.autograde(course, lesson, *extra)
         self.scores[lesson] = {s.student: s for s in nbcourse.scores(course)}
 
-    def run_nbval(self, kind: str) -> None:
-        if kind == "solutions":
-            paths = [ROOT / "solutions" / name / f"{name}.ipynb" for name in LESSONS]
-            self.nbval_solutions = nbval(paths, ROOT)
-        else:
-            folder = self.scratch / "tagged_release"
-            paths = [tagged_release(ROOT / "lessons" / name / f"{name}.ipynb", folder / name / f"{name}.ipynb")
-                     for name in LESSONS]
-            self.nbval_release = nbval(paths, folder)
-
     def run_release(self) -> None:
         out = self.scratch / "regenerated"
         self.release_run = subprocess.run([sys.executable, str(ROOT / "tools" / "release.py"), "--out", str(out)],
@@ -169,13 +141,21 @@ class Pipeline:
         self.regenerated = out
 
 
+def missing_fixtures(lessons: list[str]) -> list[str]:
+    return [f"tests/fixtures/wrong_answers/{name}.py" for name in lessons
+            if not (FIXTURES / "wrong_answers" / f"{name}.py").is_file()]
+
+
 @pytest.fixture(scope="session")
 def pipeline(tmp_path_factory) -> Pipeline:
+    # before minutes of autograding, not after: a new lesson needs its wrong-answer fixture
+    if missing_fixtures(LESSONS):
+        pytest.fail(f"missing wrong-answer fixture(s): {', '.join(missing_fixtures(LESSONS))} "
+                    "(ANSWERS and EXPECTED, see CONTRIBUTING.md)", pytrace=False)
     result = Pipeline(tmp_path_factory.mktemp("pipeline"))
-    jobs = [result.grade_toy, lambda: result.run_nbval("solutions"), lambda: result.run_nbval("release"),
-            result.run_release] + [lambda name=name: result.grade_lesson(name) for name in LESSONS]
+    jobs = [result.grade_toy, result.run_release] + [lambda name=name: result.grade_lesson(name) for name in LESSONS]
     # the slowest jobs first, so the two workers finish together
-    jobs = jobs[4:][::-1] + jobs[:4]
+    jobs = jobs[2:][::-1] + jobs[:2]
     with ThreadPoolExecutor(max_workers=2) as pool:
         for future in [pool.submit(job) for job in jobs]:
             future.result()

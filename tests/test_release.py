@@ -5,7 +5,7 @@ import filecmp
 
 import nbformat
 
-from conftest import ALL_LESSONS, LESSONS, ROOT, nbgrader_meta
+from conftest import ALL_LESSONS, LESSONS, ROOT, nbcourse, nbgrader_meta
 
 
 def files(folder):
@@ -23,7 +23,7 @@ def test_regenerating_the_release_reproduces_lessons_exactly(pipeline):
 
 def test_every_lesson_has_a_student_version():
     # all lessons, even when BDL_LESSONS narrows the slow tests to a few
-    assert ALL_LESSONS and ALL_LESSONS == sorted(p.name for p in (ROOT / "lessons").iterdir() if p.is_dir())
+    assert ALL_LESSONS and ALL_LESSONS == nbcourse.lessons(ROOT / "lessons")
 
 
 def test_student_versions_hold_no_solutions_or_hidden_tests():

@@ -7,6 +7,7 @@ Used by `make release`, `make grade` and the pipeline tests.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -16,6 +17,42 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = "solutions"
 RELEASE = "lessons"
+# A lesson is solutions/NN_name/NN_name.ipynb: two digits, an underscore, a lower-case name.
+LESSON_NAME = re.compile(r"[0-9]{2}_[a-z0-9_]+")
+# JupyterLab, Colab, nbclient and nbval go on past a cell with this tag when it raises.
+MAY_RAISE = "raises-exception"
+
+
+def lessons(folder: Path | None = None) -> list[str]:
+    """Every lesson in ``folder`` (default solutions/), in order: the one rule the Makefile, the
+    tests, the release and the run tools share. A lesson folder without its notebook is an error."""
+    folder = ROOT / SOURCE if folder is None else folder
+    names = sorted(p.name for p in folder.iterdir() if p.is_dir() and LESSON_NAME.fullmatch(p.name))
+    broken = [n for n in names if not (folder / n / f"{n}.ipynb").is_file()]
+    if broken:
+        raise FileNotFoundError(f"lesson folder(s) without their notebook: "
+                                f"{', '.join(f'{folder.name}/{n}/{n}.ipynb' for n in broken)}")
+    return names
+
+
+def is_exercise_cell(cell: dict) -> bool:
+    """An answer or test code cell (what a student who has not solved the exercise sees raise)."""
+    meta = cell.get("metadata", {}).get("nbgrader", {})
+    return cell.get("cell_type") == "code" and bool(meta.get("solution") or meta.get("grade"))
+
+
+def tag_exercises_may_raise(notebook: Path) -> None:
+    """Tag a released notebook's answer and test cells ``raises-exception``, so Run All goes on
+    past an unsolved exercise. Grading is unaffected: nbgrader executes every cell whatever its
+    tags (allow_errors) and scores test cells by their outputs; the solutions carry no tag."""
+    import nbformat  # not at the top: the Makefile runs this file with a bare python3
+
+    nb = nbformat.read(notebook, as_version=nbformat.NO_CONVERT)
+    for cell in nb.cells:
+        tags = cell.metadata.get("tags", [])
+        if is_exercise_cell(cell) and MAY_RAISE not in tags:
+            cell.metadata["tags"] = [*tags, MAY_RAISE]
+    nbformat.write(nb, notebook)
 
 
 def nbgrader(course: Path, *args: str, timeout: float | None = None) -> subprocess.CompletedProcess:
@@ -40,10 +77,13 @@ def make_course(course: Path, lessons: dict[str, Path]) -> Path:
 
 
 def release(course: Path, lesson: str) -> Path:
-    """``nbgrader generate_assignment --force`` (without --force nbgrader silently skips)."""
+    """``nbgrader generate_assignment --force`` (without --force nbgrader silently skips), then
+    the exercise cells of the student version tagged to let Run All go on past them."""
     result = nbgrader(course, "generate_assignment", lesson, "--force")
     if result.returncode != 0:
         raise RuntimeError(f"releasing {lesson} failed:\n{result.stdout}\n{result.stderr}")
+    for notebook in (course / RELEASE / lesson).glob("*.ipynb"):
+        tag_exercises_may_raise(notebook)
     return course / RELEASE / lesson
 
 
@@ -102,3 +142,7 @@ def scores(course: Path) -> list[Score]:
                 out.append(Score(sub.student_id, assignment.name, auto, auto_max,
                                  sub.needs_manual_grade, cells, graded))
     return sorted(out, key=lambda s: (s.lesson, s.student))
+
+
+if __name__ == "__main__":  # the Makefile's list of lessons: python3 tools/nbcourse.py
+    print(" ".join(lessons()))

@@ -2,8 +2,9 @@
 
     python tools/release.py [LESSON ...] [--out FOLDER]
 
-Runs `nbgrader generate_assignment --force` in a scratch course and copies the release to
-FOLDER (default: lessons/), replacing each lesson's folder there.
+Runs `nbgrader generate_assignment --force` in a scratch course, tags the student version's
+answer and test cells `raises-exception` (so Run All goes on past unsolved exercises) and
+copies the release to FOLDER (default: lessons/), replacing each lesson's folder there.
 """
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ import nbcourse  # noqa: E402
 
 
 def release_lessons(lessons: list[str], out: Path) -> None:
-    missing = [name for name in lessons if not (nbcourse.ROOT / nbcourse.SOURCE / name).is_dir()]
+    known = nbcourse.lessons()
+    missing = [name for name in lessons if name not in known]
     if missing:
         raise SystemExit(f"no such lesson in solutions/: {', '.join(missing)}")
     with tempfile.TemporaryDirectory(prefix="bdl-release-") as tmp:
@@ -34,10 +36,10 @@ def release_lessons(lessons: list[str], out: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("lessons", nargs="*", help="lesson names (default: every folder in solutions/)")
+    parser.add_argument("lessons", nargs="*", help="lesson names (default: every lesson in solutions/)")
     parser.add_argument("--out", type=Path, default=nbcourse.ROOT / nbcourse.RELEASE)
     args = parser.parse_args()
-    lessons = args.lessons or sorted(p.name for p in (nbcourse.ROOT / nbcourse.SOURCE).iterdir() if p.is_dir())
+    lessons = args.lessons or nbcourse.lessons()
     release_lessons(lessons, args.out)
 
 
