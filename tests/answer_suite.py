@@ -49,6 +49,14 @@ def graded_cells(lesson: str) -> dict[str, tuple[str, float]]:
     return cells
 
 
+@contextlib.contextmanager
+def _restored_dtype(torch, dtype):
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(dtype)
+
+
 def grade(lesson: str, setup: str, answer: str, tests: list[str]) -> dict[str, float]:
     """Points each of ``tests`` gives ``answer``; failures are kept on the result for messages."""
     import torch  # the course's only heavy import; seeded so a run is repeatable
@@ -57,7 +65,10 @@ def grade(lesson: str, setup: str, answer: str, tests: list[str]) -> dict[str, f
     torch.manual_seed(0)
     namespace: dict = {"__name__": "__main__"}
     points: dict[str, float] = {}
-    with contextlib.redirect_stdout(io.StringIO()):
+    # a lesson's SETUP may change torch's default dtype (lesson 01 runs in float64): restore it
+    # so that one lesson's answers never run under another lesson's settings
+    default_dtype = torch.get_default_dtype()
+    with contextlib.redirect_stdout(io.StringIO()), _restored_dtype(torch, default_dtype):
         exec(compile(setup, f"<{lesson} setup>", "exec"), namespace)
         try:
             exec(compile(answer, f"<{lesson} answer>", "exec"), namespace)
