@@ -1,6 +1,7 @@
 """Benchmarks, printed as a table. Every ratio compares timings taken in the same run.
 
-    python benchmarks/run.py
+    python benchmarks/run.py                 # everything (about 5 minutes)
+    python benchmarks/run.py lessons [NAME]  # only the lessons, idle and beside a busy process
 
 Timings are the best of several repeats (the machine is shared; the minimum is the least
 disturbed measurement). These are measurements, never pass/fail tests.
@@ -82,8 +83,49 @@ def ensemble_training(n_rows: int = 1439, epochs: int = 5, batch_size: int = 32)
              f"{hundred / one:.2f}x one member")]
 
 
+def lessons_beside_a_busy_process(lessons: list[str] | None = None) -> list[tuple[str, float, str]]:
+    """Each lesson run headless as `make course` runs it (solution, thread settings left to the
+    course), on the machine as it is and beside one busy process (a spin loop on one core, as a
+    browser tab on a student's laptop), in the same run. Target: <= 30 s beside the busy process,
+    and a ratio near 1 (DESIGN: a laptop always has something else running)."""
+    import os
+    import subprocess
+    import tempfile
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+    import nbcourse
+    import run_lessons
+
+    # what a student gets: no OMP_NUM_THREADS, so the course's own thread settings apply
+    saved = os.environ.pop("OMP_NUM_THREADS", None)
+    rows = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="bdl-bench-") as out:
+            for name in lessons or nbcourse.lessons():
+                path = nbcourse.ROOT / nbcourse.SOURCE / name / f"{name}.ipynb"
+                idle, status, _ = run_lessons.run(path, Path(out), timeout=600)
+                spin = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+                try:
+                    busy, busy_status, _ = run_lessons.run(path, Path(out), timeout=600)
+                finally:
+                    spin.kill()
+                    spin.wait()
+                failed = "" if status == busy_status == "ok" else f"; {status} / {busy_status}"
+                rows += [(f"lesson {name}, headless", idle, ""),
+                         (f"lesson {name}, beside one busy process", busy,
+                          f"{busy / idle:.2f}x the run above (target <= 30 s){failed}")]
+    finally:
+        if saved is not None:
+            os.environ["OMP_NUM_THREADS"] = saved
+    return rows
+
+
 def main() -> None:
-    rows = predictive_sampling() + ensemble_training()
+    # `python benchmarks/run.py lessons [NAME ...]` times only the lessons
+    if sys.argv[1:2] == ["lessons"]:
+        rows = lessons_beside_a_busy_process(sys.argv[2:] or None)
+    else:
+        rows = predictive_sampling() + ensemble_training() + lessons_beside_a_busy_process()
     width = max(len(r[0]) for r in rows)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device cpu")
     print(f"{'benchmark':<{width}}  {'ms':>9}  ratio")
