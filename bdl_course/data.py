@@ -438,3 +438,29 @@ def natural_image_patches(n: int, channels: int = 1, size: int = 8, seed: int = 
     lo = x.amin(dim=(1, 2, 3), keepdim=True)
     hi = x.amax(dim=(1, 2, 3), keepdim=True)
     return (x - lo) / (hi - lo).clamp_min(1e-6)
+
+
+# ---------------------------------------------------------------- the UCI protocol
+
+def uci_splits(x: torch.Tensor, y: torch.Tensor, n_splits: int = 20, test_fraction: float = 0.1,
+               seed: int = 0) -> dict[str, torch.Tensor]:
+    """The UCI protocol (Hernández-Lobato & Adams, 2015): ``n_splits`` random train/test splits,
+    split k drawn by :func:`train_test_split` ``(..., seed=seed + k)``, each standardised with the
+    statistics of its own training part (inputs and target).
+
+    ``x``: ``[N, D]``, ``y``: ``[N]``. Returns stacked tensors, K = ``n_splits``:
+    ``x_train`` ``[K, N_train, D]``, ``y_train`` ``[K, N_train]`` (standardised),
+    ``x_test`` ``[K, N_test, D]`` (standardised), ``y_test`` ``[K, N_test]`` (original units),
+    ``y_mean``, ``y_std`` ``[K]`` (to go back: ``y = y_mean + y_std * y_standardised``).
+    """
+    check_tensor("x", x, ndim=2)
+    check_tensor("y", y, ndim=1)
+    check_int("n_splits", n_splits)
+    parts = {k: [] for k in ("x_train", "y_train", "x_test", "y_test", "y_mean", "y_std")}
+    for k in range(n_splits):
+        x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_fraction=test_fraction, seed=seed + k)
+        xs, ys = Standardizer.fit(x_tr), Standardizer.fit(y_tr)
+        for key, value in [("x_train", xs.transform(x_tr)), ("y_train", ys.transform(y_tr)),
+                           ("x_test", xs.transform(x_te)), ("y_test", y_te), ("y_mean", ys.mean), ("y_std", ys.std)]:
+            parts[key].append(value)
+    return {key: torch.stack(values) for key, values in parts.items()}

@@ -19,7 +19,9 @@ Shapes: J members, N rows, D inputs. Member outputs are ``[J, N]``.
 """
 from __future__ import annotations
 
+import copy
 import math
+import warnings
 from typing import Sequence
 
 import torch
@@ -29,7 +31,7 @@ from tqdm.auto import tqdm
 
 from .data import Standardizer, train_test_split
 from .metrics import gaussian_nll
-from .predict import variance_decomposition
+from .predictive import Predictive, variance_decomposition
 from .utils import check_int, check_positive, check_tensor
 
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
@@ -64,14 +66,20 @@ class EnsembleLinear(nn.Module):
             x = x.unsqueeze(0).expand(self.n_members, *x.shape)
         return torch.baddbmm(self.bias, x, self.weight)
 
+    @classmethod
+    def from_weights(cls, weight: torch.Tensor, bias: torch.Tensor) -> "EnsembleLinear":
+        """A layer holding copies of ``weight`` ``[J, in, out]`` and ``bias`` ``[J, 1, out]``."""
+        j, n_in, n_out = weight.shape
+        with torch.random.fork_rng(devices=[]):  # the throw-away initialisation must not move the global RNG
+            layer = cls(j, n_in, n_out)
+        with torch.no_grad():
+            layer.weight.copy_(weight)
+            layer.bias.copy_(bias)
+        return layer
+
     def members(self, start: int, stop: int) -> "EnsembleLinear":
         """A new layer holding copies of members ``start .. stop - 1`` (draws no random numbers)."""
-        part = EnsembleLinear.__new__(EnsembleLinear)
-        nn.Module.__init__(part)
-        part.n_members, part.in_features, part.out_features = stop - start, self.in_features, self.out_features
-        part.weight = nn.Parameter(self.weight.detach()[start:stop].clone())
-        part.bias = nn.Parameter(self.bias.detach()[start:stop].clone())
-        return part
+        return EnsembleLinear.from_weights(self.weight.detach()[start:stop], self.bias.detach()[start:stop])
 
     def extra_repr(self) -> str:
         return f"n_members={self.n_members}, in_features={self.in_features}, out_features={self.out_features}"
@@ -175,6 +183,40 @@ class GaussianEnsemble(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.head(self.raw(x))
 
+    @torch.no_grad()
+    def predictive(self, x: torch.Tensor, likelihood=None, n_samples: int = 1,
+                   batch_size: int | None = None) -> Predictive:
+        """The ensemble's predictive (its own Gaussian head: ``likelihood`` is not needed).
+
+        ``x`` ``[N, D]``: one uniform mixture of every member (with dropout: of every member's
+        ``n_samples`` masks, J * S components). ``x`` ``[K, N, D]`` with K dividing J: members
+        ``k*M .. k*M + M - 1`` (M = J/K) form model k, applied to ``x[k]`` (e.g. one model per
+        data split); the predictive has per-input shape ``[K, N]`` and M * S components.
+        Without dropout ``n_samples`` must be 1. ``batch_size`` is accepted for the common
+        signature and not needed (the whole ``x`` is one pass).
+        """
+        check_int("n_samples", n_samples)
+        check_tensor("x", x, ndim=(2, 3), last_dim=self.in_features)
+        j = self.n_members
+        if self.dropout == 0 and n_samples != 1:
+            raise ValueError(f"this ensemble has dropout=0: every sample would be the same; leave n_samples=1, "
+                             f"got {n_samples}")
+        if x.dim() == 3 and j % x.shape[0]:
+            raise ValueError(f"x of shape [K, N, D] must have K dividing n_members = {j}, got shape {tuple(x.shape)}")
+        k = 1 if x.dim() == 2 else x.shape[0]
+        members = x.unsqueeze(0).expand(j, *x.shape) if x.dim() == 2 else x.repeat_interleave(j // k, dim=0)
+        if self.dropout > 0:
+            mu, sigma = _dropout_draws(self, members, n_samples)  # [S, J, N]
+        else:
+            mu, sigma = self.head(self.raw(members, dropout_on=False))
+            mu, sigma = mu.unsqueeze(0), sigma.unsqueeze(0)
+        n = members.shape[1]
+
+        def components(t):  # [S, J, N] -> [S * M, K, N]  (or [S * J, N] for one mixture)
+            t = t.reshape(n_samples, k, j // k, n).transpose(1, 2).reshape(n_samples * (j // k), k, n)
+            return t[:, 0] if x.dim() == 2 else t
+        return Predictive.gaussian(components(mu), components(sigma))
+
     def member(self, j: int) -> nn.Sequential:
         """Member j as an ordinary ``nn.Sequential`` of ``nn.Linear`` and ``nn.ReLU`` (a copy).
 
@@ -202,10 +244,139 @@ class GaussianEnsemble(nn.Module):
                 f"dropout={self.dropout}, devices={self.devices}")
 
 
+# ---------------------------------------------------------------- any network as an ensemble
+
+class DeepEnsemble(nn.Module):
+    """J copies of ANY network architecture as one vectorised model (torch.func).
+
+    The members' parameters are stacked (``torch.func.stack_module_state``) into tensors with a
+    leading member axis, and one ``vmap`` of ``functional_call`` runs every member at once: no
+    Python loop over members. Build it from J independently initialised networks,
+    ``DeepEnsemble([make() for _ in range(J)])`` or ``DeepEnsemble.from_factory(make, J)``.
+
+    ``forward(x)``: ``x`` ``[N, ...]`` (every member sees it) or, with ``per_member=True``,
+    ``[J, N, ...]`` (member j sees ``x[j]``); returns the members' raw outputs ``[J, N, ...]``.
+    Dropout inside the members follows the ensemble's train/eval mode, with independent masks per
+    member. Modules that update buffers in train mode (batch norm) are not supported.
+    :meth:`predictive` gives one component per member; train it with :func:`fit_ensemble`.
+    """
+
+    def __init__(self, nets):
+        super().__init__()
+        nets = list(nets) if not isinstance(nets, nn.Module) else None
+        if not nets or not all(isinstance(n, nn.Module) for n in nets):
+            raise TypeError("nets must be a non-empty sequence of torch.nn.Module (J members of one architecture)")
+        shapes = [{k: v.shape for k, v in n.state_dict().items()} for n in nets]
+        for i, shape in enumerate(shapes[1:], start=1):
+            if shape != shapes[0] or type(nets[i]) is not type(nets[0]):
+                raise ValueError(f"nets must share one architecture: nets[{i}] differs from nets[0]")
+        params, buffers = torch.func.stack_module_state(nets)
+        base = copy.deepcopy(nets[0]).to("meta")
+        object.__setattr__(self, "_base", base)  # not a submodule: its (meta) parameters are not trained
+        self._param_names = list(params)
+        self._buffer_names = list(buffers)
+        self.stacked = nn.ParameterDict({_key(k): nn.Parameter(v.detach().clone()) for k, v in params.items()})
+        for k, v in buffers.items():
+            self.register_buffer("buffer__" + _key(k), v.clone())
+        self.n_members = len(nets)
+
+    @classmethod
+    def from_factory(cls, make, n_members: int) -> "DeepEnsemble":
+        """``DeepEnsemble([make() for _ in range(n_members)])``: each call of ``make`` a fresh initialisation."""
+        check_int("n_members", n_members)
+        return cls([make() for _ in range(n_members)])
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self._base.train(mode)
+        return self
+
+    def _stacked_state(self):
+        params = {k: self.stacked[_key(k)] for k in self._param_names}
+        buffers = {k: getattr(self, "buffer__" + _key(k)) for k in self._buffer_names}
+        return params, buffers
+
+    def forward(self, x: torch.Tensor, per_member: bool = False) -> torch.Tensor:
+        if per_member and (not isinstance(x, torch.Tensor) or x.dim() == 0 or x.shape[0] != self.n_members):
+            raise ValueError(f"with per_member=True, x must have a leading member axis of size {self.n_members}, "
+                             f"got shape {tuple(getattr(x, 'shape', ()))}")
+        params, buffers = self._stacked_state()
+        base = self._base
+
+        def one(p, b, xi):
+            return torch.func.functional_call(base, (p, b), (xi,))
+        return torch.func.vmap(one, in_dims=(0, 0, 0 if per_member else None), randomness="different")(
+            params, buffers, x)
+
+    def member(self, j: int) -> nn.Module:
+        """Member j as an ordinary network (a copy holding its parameters)."""
+        if not isinstance(j, int) or isinstance(j, bool) or not 0 <= j < self.n_members:
+            raise ValueError(f"j must be a member index in [0, {self.n_members}), got {j!r}")
+        net = copy.deepcopy(self._base).to_empty(device=self.stacked[_key(self._param_names[0])].device)
+        params, buffers = self._stacked_state()
+        state = {k: v[j].detach().clone() for k, v in {**params, **buffers}.items()}
+        net.load_state_dict(state)
+        return net.train(self.training)
+
+    @torch.no_grad()
+    def predictive(self, x: torch.Tensor, likelihood=None, n_samples: int = 1,
+                   batch_size: int | None = None) -> Predictive:
+        """One component per member at ``x`` ``[N, ...]`` (eval mode, restored afterwards).
+
+        With ``n_samples > 1`` the members must contain dropout: each member draws that many MC
+        dropout masks (components = J * S, member-major within each mask draw).
+        """
+        from .predict import _check_x, eval_mode
+
+        check_int("n_samples", n_samples)
+        _check_x(x)
+        if likelihood is None or not callable(getattr(likelihood, "predictive", None)):
+            raise TypeError(f"a DeepEnsemble needs a likelihood (bdl_course.likelihoods) for its raw outputs, "
+                            f"got {type(likelihood).__name__}")
+        dropout = (nn.modules.dropout._DropoutNd,)
+        if n_samples > 1 and not any(isinstance(m, dropout) for m in self._base.modules()):
+            raise ValueError("n_samples > 1 needs dropout inside the members (MC dropout); a deterministic "
+                             "ensemble has one component per member: leave n_samples=1")
+        was_training = self.training
+        try:  # the members' modules decide what runs; only dropout may stay on, and only to sample
+            with eval_mode(self._base, keep_on=dropout if n_samples > 1 else ()):
+                self.training = False
+                size = x.shape[0] if batch_size is None else batch_size
+                draws = []
+                for _ in range(n_samples):
+                    outs = [self(x[i:i + size]) for i in range(0, x.shape[0], size)]
+                    draws.append(outs[0] if len(outs) == 1 else _cat_outputs(outs, dim=1))
+        finally:
+            self.training = was_training
+        out = draws[0] if n_samples == 1 else _cat_outputs(draws, dim=0)
+        return likelihood.predictive(out)
+
+    def extra_repr(self) -> str:
+        return f"n_members={self.n_members}, member={self._base.__class__.__name__}"
+
+
+def _key(name: str) -> str:
+    return name.replace(".", "__")
+
+
+def _cat_outputs(outs, dim):
+    if isinstance(outs[0], tuple):
+        return tuple(torch.cat(items, dim=dim) for items in zip(*outs))
+    return torch.cat(outs, dim=dim)
+
+
 # ---------------------------------------------------------------- training
 
-def _nll(y: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-    return _HALF_LOG_2PI + torch.log(sigma) + 0.5 * ((y - mu) / sigma) ** 2
+class MemberFailedWarning(UserWarning):
+    """A member of an ensemble ended training worse than predicting its targets' mean (see :func:`fit_ensemble`)."""
+
+
+class TrainingFailure(RuntimeError):
+    """Raised by ``fit_ensemble(..., on_failure="raise")``; ``.members`` lists the failed members."""
+
+    def __init__(self, message: str, members: list[int]):
+        super().__init__(message)
+        self.members = members
 
 
 def member_batches(n_members: int, n_rows: int, batch_size: int, device=None) -> list[torch.Tensor]:
@@ -221,67 +392,106 @@ def member_batches(n_members: int, n_rows: int, batch_size: int, device=None) ->
     return list(perm.split(batch_size, dim=1))
 
 
-def fit_ensemble(model: GaussianEnsemble, x: torch.Tensor, y: torch.Tensor, epochs: int, batch_size: int,
-                 lr: float = 1e-2, weight_decay: float = 0.0, progress: bool = True,
-                 desc: str = "ensemble") -> torch.Tensor:
-    """Train every member on the mean Gaussian NLL of its own minibatches, all in one step.
+def baseline_nll(y: torch.Tensor) -> torch.Tensor:
+    """The training NLL of predicting every target by the targets' own mean and std: ``N(mean(y), var(y))``.
 
-    ``x``: ``[N, D]`` and ``y``: ``[N]`` (every member trains on the same rows, each in its own
-    random order), or ``x``: ``[J, N, D]`` and ``y``: ``[J, N]`` (member j trains on ``x[j]``,
-    ``y[j]`` only: e.g. one data split per group of members). Adam on the sum over members of
-    each member's mean NLL, so every member follows exactly its own training run.
+    ``y``: ``[..., N]``; returns ``[...]``: ``0.5 log(2 pi var) + 0.5`` (var divided by N). A model
+    whose training NLL is above this has learnt less than nothing about x.
+    """
+    return 0.5 * torch.log(2 * math.pi * y.var(dim=-1, unbiased=False)) + 0.5
+
+
+def fit_ensemble(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, batch_size: int,
+                 lr: float = 1e-2, weight_decay: float = 0.0, progress: bool | None = None,
+                 desc: str = "ensemble", likelihood=None, on_failure: str = "warn") -> torch.Tensor:
+    """Train every member on the mean NLL of its own minibatches, all members in one optimiser step.
+
+    ``model``: a :class:`GaussianEnsemble` (its own Gaussian head; ``likelihood`` defaults to
+    :class:`~bdl_course.likelihoods.HeteroskedasticGaussian`) or a :class:`DeepEnsemble` (give a
+    ``likelihood``). ``x``: ``[N, D]`` and ``y``: ``[N]`` (every member trains on the same rows,
+    each in its own random order), or ``x``: ``[K, N, D]`` and ``y``: ``[K, N]`` with K dividing J
+    (member j trains on ``x[j // (J/K)]``: e.g. K data splits with J/K members each; K = J gives
+    every member its own data). The loss is the *sum* over members of each member's mean NLL, so
+    every member follows exactly its own training run (Adam is elementwise). The loop is
+    :func:`bdl_course.train.optimise`, the one behind ``train.fit``.
+
+    A member whose final-epoch training NLL is worse than :func:`baseline_nll` of its own targets
+    (predicting their mean and std) failed to train: ``on_failure="warn"`` emits a
+    :class:`MemberFailedWarning` naming it, ``"raise"`` raises :class:`TrainingFailure`.
 
     Returns the mean training NLL of every epoch and member, ``[epochs, J]``.
     """
-    if not isinstance(model, GaussianEnsemble):
-        raise TypeError(f"model must be a GaussianEnsemble, got {type(model).__name__}")
-    check_tensor("x", x, ndim=(2, 3), last_dim=model.in_features)
-    check_tensor("y", y, ndim=x.dim() - 1)
+    from .likelihoods import HeteroskedasticGaussian
+    from .train import optimise, parameters_to_train
+
+    if not isinstance(model, (GaussianEnsemble, DeepEnsemble)):
+        raise TypeError(f"model must be a GaussianEnsemble or a DeepEnsemble, got {type(model).__name__}")
+    if on_failure not in ("warn", "raise"):
+        raise ValueError(f"on_failure must be 'warn' or 'raise', got {on_failure!r}")
+    gaussian = isinstance(model, GaussianEnsemble)
+    if gaussian:
+        check_tensor("x", x, ndim=(2, 3), last_dim=model.in_features)
+        if likelihood is None:
+            likelihood = HeteroskedasticGaussian(1)
+    else:
+        check_tensor("x", x)
+        if likelihood is None or not callable(getattr(likelihood, "nll", None)):
+            raise TypeError(f"a DeepEnsemble needs likelihood= (bdl_course.likelihoods), got {type(likelihood).__name__}")
+    check_tensor("y", y)
     check_int("epochs", epochs)
     check_int("batch_size", batch_size)
-    check_positive("lr", lr)
-    if not weight_decay >= 0:
-        raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}")
     j = model.n_members
-    if x.dim() == 3 and x.shape[0] != j:
-        raise ValueError(f"x of shape [J, N, D] must have J = n_members = {j}, got shape {tuple(x.shape)}")
-    if y.shape != x.shape[:-1]:
-        raise ValueError(f"y must have shape {tuple(x.shape[:-1])} to match x of shape {tuple(x.shape)}, "
+    shared = y.dim() == 1  # x [N, ...] with y [N], or x [K, N, ...] with y [K, N]
+    if y.shape != x.shape[:y.dim()]:
+        raise ValueError(f"y must have shape {tuple(x.shape[:y.dim()])} to match x of shape {tuple(x.shape)}, "
                          f"got {tuple(y.shape)}")
-    n, d = x.shape[-2], x.shape[-1]
-    out_device = model.devices[0] if model.devices else x.device
-    if x.dim() == 3:  # member j's rows sit at j*N .. j*N + N - 1 of the flattened data
-        x, y = x.reshape(j * n, d), y.reshape(j * n)
-        offsets = torch.arange(j, device=x.device).unsqueeze(1) * n  # [J, 1]
+    if not shared:
+        if y.dim() != 2 or j % x.shape[0]:
+            raise ValueError(f"x of shape [K, N, ...] must have K dividing n_members = {j} (K data sets, "
+                             f"J/K members each), got shape {tuple(x.shape)}")
+        k = x.shape[0]
+    n = x.shape[1] if not shared else x.shape[0]
+    out_device = model.devices[0] if gaussian and model.devices else x.device
+    if not shared:  # member j's rows sit at (j // M)*N .. (j // M)*N + N - 1 of the flattened data
+        x, y = x.reshape(k * n, *x.shape[2:]), y.reshape(k * n)
+        offsets = (torch.arange(j, device=x.device) // (j // k)).unsqueeze(1) * n  # [J, 1]
+        targets = y.view(k, n).repeat_interleave(j // k, dim=0)  # [J, N], for the failure check
     else:
         offsets = torch.zeros(j, 1, dtype=torch.long, device=x.device)
+        targets = y.expand(j, n)
     y = y.to(out_device)
-    params = list(model.parameters())
-    fused = all(p.device.type in ("cpu", "cuda") for p in params) and len({p.device for p in params}) == 1
-    optimizer = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=fused)
-    model.train()
-    history = torch.zeros(epochs, j)
-    bar = tqdm(range(epochs), desc=desc, disable=not progress, leave=False)
-    for epoch in bar:
-        total = torch.zeros(j, device=out_device)
-        for idx in member_batches(j, n, batch_size, device=x.device):  # idx: [J, B]
-            flat = (idx + offsets).view(-1)
-            xb = x.index_select(0, flat).view(j, -1, d)  # [J, B, D]: member j's own minibatch
-            yb = y.index_select(0, flat.to(out_device)).view(j, -1)  # [J, B]
-            mu, sigma = model.head(model._raw(xb, dropout_on=True))
-            per_member = _nll(yb, mu, sigma).mean(dim=1)  # [J]
-            loss = per_member.sum()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += per_member.detach() * idx.shape[1]
-        history[epoch] = (total / n).cpu()
-        if not torch.isfinite(history[epoch]).all():
-            raise FloatingPointError(f"the training NLL became non-finite in epoch {epoch}; "
-                                     f"lower lr (now {lr}) or raise min_std (now {model.min_std})")
-        bar.set_postfix(nll=f"{history[epoch].mean():.4f}")
-    model.eval()
+
+    def step_loss(idx):  # idx: [J, B], member j's own minibatch
+        flat = (idx + offsets).view(-1)
+        xb = x.index_select(0, flat).view(j, idx.shape[1], *x.shape[1:])  # [J, B, ...]
+        yb = y.index_select(0, flat.to(out_device)).view(j, -1)  # [J, B]
+        out = model.head(model._raw(xb, dropout_on=True)) if gaussian else model(xb, per_member=True)
+        per_member = likelihood.nll(out, yb, reduction="none").mean(dim=1)  # [J]
+        return per_member.sum(), per_member.detach() * idx.shape[1]
+
+    history = optimise(model, parameters_to_train(model, likelihood), epochs,
+                       lambda: member_batches(j, n, batch_size, device=x.device), step_loss, n, lr,
+                       weight_decay, progress, desc, check_every_step=False)
+    history = torch.stack([h.cpu() for h in history])
+    baseline = baseline_nll(targets.detach().double().cpu())
+    failed = [m for m in range(j) if history[-1, m] > baseline[m]]
+    if failed:
+        detail = ", ".join(f"member {m}: {history[-1, m]:.3f} > {baseline[m]:.3f}" for m in failed)
+        message = (f"{len(failed)} of {j} members ended training with a training NLL worse than predicting "
+                   f"their targets' mean and std ({detail}); lower lr (now {lr}), train longer, or change "
+                   f"the settings, rather than averaging them into the ensemble")
+        if on_failure == "raise":
+            raise TrainingFailure(message, failed)
+        warnings.warn(message, MemberFailedWarning, stacklevel=2)
     return history
+
+
+def _dropout_draws(model: "GaussianEnsemble", x: torch.Tensor, n_samples: int):
+    """``(mu, sigma)``, each ``[S, J, N]``: S dropout masks per member and row (x ``[J, N, D]``)."""
+    j, n, d = x.shape
+    tiled = x.unsqueeze(1).expand(j, n_samples, n, d).reshape(j, n_samples * n, d)  # [J, S*N, D]
+    mu, sigma = model.head(model.raw(tiled, dropout_on=True))  # [J, S*N]
+    return mu.view(j, n_samples, n).transpose(0, 1), sigma.view(j, n_samples, n).transpose(0, 1)
 
 
 @torch.no_grad()
@@ -290,6 +500,7 @@ def sample_dropout(model: GaussianEnsemble, x: torch.Tensor, n_samples: int) -> 
 
     ``x``: ``[N, D]`` or ``[J, N, D]`` as in :class:`GaussianEnsemble`. Returns ``(mu, sigma)``,
     each ``[S, J, N]``: one Gaussian per dropout mask, per member and row.
+    (Old API: prefer ``model.predictive(x, n_samples=S)``.)
     """
     if not isinstance(model, GaussianEnsemble):
         raise TypeError(f"model must be a GaussianEnsemble, got {type(model).__name__}")
@@ -299,10 +510,7 @@ def sample_dropout(model: GaussianEnsemble, x: torch.Tensor, n_samples: int) -> 
     check_tensor("x", x, ndim=(2, 3), last_dim=model.in_features)
     if x.dim() == 2:
         x = x.unsqueeze(0).expand(model.n_members, *x.shape)
-    j, n, d = x.shape
-    tiled = x.unsqueeze(1).expand(j, n_samples, n, d).reshape(j, n_samples * n, d)  # [J, S*N, D]
-    mu, sigma = model.head(model.raw(tiled, dropout_on=True))  # [J, S*N]
-    return mu.view(j, n_samples, n).transpose(0, 1), sigma.view(j, n_samples, n).transpose(0, 1)
+    return _dropout_draws(model, x, n_samples)
 
 
 # ---------------------------------------------------------------- the predictive mixture
@@ -339,7 +547,7 @@ def mixture_log_prob(y: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor) -> 
     if y.shape != mu.shape[1:]:
         raise ValueError(f"y must have shape {tuple(mu.shape[1:])} (mu without its member dimension), "
                          f"got {tuple(y.shape)}")
-    return torch.logsumexp(-_nll(y, mu, sigma), dim=0) - math.log(mu.shape[0])
+    return torch.logsumexp(-(_HALF_LOG_2PI + torch.log(sigma) + 0.5 * ((y - mu) / sigma) ** 2), dim=0) - math.log(mu.shape[0])
 
 
 def mixture_nll(y: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
@@ -378,25 +586,4 @@ def uci_scores(mu: torch.Tensor, sigma: torch.Tensor, y: torch.Tensor, y_mean: t
     return rmse, mixture_nll(target, mu_q, sigma_q, reduction="none").mean(-1)
 
 
-def uci_splits(x: torch.Tensor, y: torch.Tensor, n_splits: int = 20, test_fraction: float = 0.1,
-               seed: int = 0) -> dict[str, torch.Tensor]:
-    """The UCI protocol (Hernández-Lobato & Adams, 2015): ``n_splits`` random train/test splits,
-    split k drawn by ``data.train_test_split(..., seed=seed + k)``, each standardised with the
-    statistics of its own training part (inputs and target).
-
-    ``x``: ``[N, D]``, ``y``: ``[N]``. Returns stacked tensors, K = ``n_splits``:
-    ``x_train`` ``[K, N_train, D]``, ``y_train`` ``[K, N_train]`` (standardised),
-    ``x_test`` ``[K, N_test, D]`` (standardised), ``y_test`` ``[K, N_test]`` (original units),
-    ``y_mean``, ``y_std`` ``[K]`` (to go back: ``y = y_mean + y_std * y_standardised``).
-    """
-    check_tensor("x", x, ndim=2)
-    check_tensor("y", y, ndim=1)
-    check_int("n_splits", n_splits)
-    parts = {k: [] for k in ("x_train", "y_train", "x_test", "y_test", "y_mean", "y_std")}
-    for k in range(n_splits):
-        x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_fraction=test_fraction, seed=seed + k)
-        xs, ys = Standardizer.fit(x_tr), Standardizer.fit(y_tr)
-        for key, value in [("x_train", xs.transform(x_tr)), ("y_train", ys.transform(y_tr)),
-                           ("x_test", xs.transform(x_te)), ("y_test", y_te), ("y_mean", ys.mean), ("y_std", ys.std)]:
-            parts[key].append(value)
-    return {key: torch.stack(values) for key, values in parts.items()}
+from .data import uci_splits  # noqa: E402,F401  (old home, see /tmp/bdl_api.md)

@@ -1,76 +1,142 @@
-"""Metrics on predictions and targets."""
+"""Metrics on predictions and targets.
+
+Convention (torch's, as ``F.gaussian_nll_loss(input, target, var, ...)``): the prediction comes
+first, the target second, then options; ``reduction`` is ``"mean"``, ``"sum"`` or ``"none"``
+where a metric has one. A wrong type raises ``TypeError``, a wrong shape or value (NaN
+included) ``ValueError``, naming the argument. Where a prediction can be a whole predictive
+distribution, a :class:`~bdl_course.predictive.Predictive` is accepted as ``input``.
+"""
 from __future__ import annotations
 
 import math
 
 import torch
 
+from .predictive import Predictive, _reduce
 from .utils import check_int, check_positive, check_tensor
 
 
-def rmse(pred: torch.Tensor, target: torch.Tensor) -> float:
-    """Root mean squared error; ``pred`` and ``target`` have the same shape."""
-    check_tensor("pred", pred)
+def rmse(input, target: torch.Tensor) -> float:
+    """Root mean squared error of ``input`` (a tensor, or a Predictive: its mean) against ``target`` (same shape)."""
+    if isinstance(input, Predictive):
+        input = input.mean()
+    check_tensor("input", input)
     check_tensor("target", target)
-    if pred.shape != target.shape:
-        raise ValueError(f"pred and target must have the same shape, got {tuple(pred.shape)} and {tuple(target.shape)}")
-    return torch.sqrt(torch.mean((pred - target) ** 2)).item()
+    if input.shape != target.shape:
+        raise ValueError(f"input and target must have the same shape, got {tuple(input.shape)} and {tuple(target.shape)}")
+    return torch.sqrt(torch.mean((input - target) ** 2)).item()
 
 
-def gaussian_nll(y: torch.Tensor, mu: torch.Tensor, sigma, reduction: str = "mean") -> torch.Tensor:
-    """Negative log-density of ``y`` under ``N(mu, sigma^2)``, constants included.
+def gaussian_nll(input: torch.Tensor, target: torch.Tensor, std, reduction: str = "mean") -> torch.Tensor:
+    """Negative log-density of ``target`` under ``N(input, std^2)``, constants included.
 
-    ``y``, ``mu`` and ``sigma`` broadcast; ``sigma`` (a std, not a variance) must be > 0.
-    ``reduction``: ``"mean"`` (a scalar) or ``"none"`` (the broadcast shape).
+    ``input`` (the predicted mean), ``target`` and ``std`` broadcast; ``std`` (a standard
+    deviation, not a variance, unlike ``F.gaussian_nll_loss``) must be > 0. ``reduction``:
+    ``"mean"`` (a scalar), ``"sum"`` or ``"none"`` (the broadcast shape). NaN or infinite inputs
+    or targets raise ``ValueError``.
     """
-    check_positive("sigma", sigma)
-    sigma = torch.as_tensor(sigma, dtype=y.dtype, device=y.device)
-    nll = 0.5 * math.log(2 * math.pi) + torch.log(sigma) + (y - mu) ** 2 / (2 * sigma ** 2)
-    if reduction == "mean":
-        return nll.mean()
-    if reduction == "none":
-        return nll
-    raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
+    check_tensor("input", input)
+    check_tensor("target", target)
+    check_positive("std", std)
+    try:
+        torch.broadcast_shapes(input.shape, target.shape)
+    except RuntimeError:
+        raise ValueError(f"input and target must broadcast, got shapes {tuple(input.shape)} and "
+                         f"{tuple(target.shape)}") from None
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    std = torch.as_tensor(std, dtype=input.dtype, device=input.device)
+    nll = 0.5 * math.log(2 * math.pi) + torch.log(std) + (target - input) ** 2 / (2 * std ** 2)
+    return _reduce(nll, reduction)
 
 
-def interval_coverage(y: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, level: float = 0.95) -> float:
-    """Fraction of ``y`` inside the central ``level`` interval of ``N(mean, std^2)``.
+def interval_coverage(input, target: torch.Tensor, std: torch.Tensor | None = None, level: float = 0.95) -> float:
+    """Fraction of ``target`` inside the central ``level`` interval of the prediction.
 
-    The interval is two-sided, ``|y - mean| <= z * std`` with ``z = Phi^-1((1 + level) / 2)``
-    (1.96 for 95%). ``y``, ``mean``, ``std``: ``[N]`` (``std`` a standard deviation, > 0).
-    A calibrated model covers about ``level`` of held-out targets.
+    ``input``: a :class:`~bdl_course.predictive.Predictive` (its exact central interval, with
+    ``std`` left out), or the predicted mean with ``std`` (a standard deviation, > 0): then the
+    interval is ``|target - input| <= z * std`` with ``z = Phi^-1((1 + level) / 2)`` (1.96 for
+    95%). ``input``, ``target``, ``std``: ``[N]`` (one shape). A calibrated model covers about
+    ``level`` of held-out targets.
     """
     from statistics import NormalDist
 
-    check_tensor("y", y)
-    check_tensor("mean", mean)
-    check_tensor("std", std)
-    if y.shape != mean.shape or std.shape != mean.shape or y.numel() == 0:
-        raise ValueError(f"y, mean and std must be non-empty with one shape, got {tuple(y.shape)}, "
-                         f"{tuple(mean.shape)} and {tuple(std.shape)}")
-    check_positive("std", std)
     if not (isinstance(level, float) and 0 < level < 1):
         raise ValueError(f"level must be a float in (0, 1), e.g. 0.95, got {level!r}")
+    check_tensor("target", target)
+    if isinstance(input, Predictive):
+        if std is not None:
+            raise ValueError("std must be left out when input is a Predictive (it has its own spread)")
+        if input.shape != tuple(target.shape) or target.numel() == 0:
+            raise ValueError(f"target must be non-empty with the predictive's shape {input.shape}, "
+                             f"got {tuple(target.shape)}")
+        lo, hi = input.interval(level)
+        return ((target >= lo) & (target <= hi)).double().mean().item()
+    check_tensor("input", input)
+    if std is None:
+        raise TypeError("std is required when input is a tensor of means (or pass a Predictive as input)")
+    check_tensor("std", std)
+    if target.shape != input.shape or std.shape != input.shape or target.numel() == 0:
+        raise ValueError(f"input, target and std must be non-empty with one shape, got {tuple(input.shape)}, "
+                         f"{tuple(target.shape)} and {tuple(std.shape)}")
+    check_positive("std", std)
     z = NormalDist().inv_cdf(0.5 + level / 2)
-    return ((y - mean).abs() <= z * std).double().mean().item()
+    return ((target - input).abs() <= z * std).double().mean().item()
 
 
-def accuracy(scores: torch.Tensor, labels: torch.Tensor) -> float:
+def uci_scores(input: Predictive, target: torch.Tensor, y_mean: torch.Tensor, y_std: torch.Tensor,
+               one_gaussian: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-split scores of a predictive in standardised units, in the target's original units.
+
+    ``input``: a Gaussian :class:`~bdl_course.predictive.Predictive` of per-input shape
+    ``[..., K, N]`` (K splits of N test rows, e.g. from ``GaussianEnsemble.predictive(x_test)`` with
+    ``x_test`` ``[K, N, D]``), in standardised units; ``target``: ``[K, N]`` in original units;
+    ``y_mean``, ``y_std``: ``[K]`` each split's training statistics (:func:`bdl_course.data.uci_splits`).
+    Every component std is multiplied by ``y_std``, so the NLL includes the ``log y_std`` of the change of units.
+
+    Returns ``(rmse, nll)``, each ``[..., K]``: the RMSE of the mixture mean and the mean negative
+    log-density of the mixture (``one_gaussian=True``: of the single Gaussian with the mixture's
+    mean and variance, as Lakshminarayanan et al. (2017) score it).
+    """
+    if not isinstance(input, Predictive) or input.kind != "gaussian":
+        raise TypeError(f"input must be a Gaussian Predictive, got {input!r:.80}")
+    check_tensor("target", target, ndim=2)
+    check_tensor("y_mean", y_mean, ndim=1)
+    check_tensor("y_std", y_std, ndim=1)
+    if input.shape[-2:] != tuple(target.shape) or y_mean.shape[0] != target.shape[0] or y_std.shape != y_mean.shape:
+        raise ValueError(f"input of shape {input.shape} must end in target's [K, N] = {tuple(target.shape)}, "
+                         f"with y_mean, y_std [K]; got {tuple(y_mean.shape)} and {tuple(y_std.shape)}")
+    scaled = Predictive.gaussian(y_mean[:, None] + y_std[:, None] * input.loc, y_std[:, None] * input.scale)
+    mean, var = scaled.mean(), scaled.var()
+    full = target.expand_as(mean)
+    rmse_k = ((mean - full) ** 2).mean(-1).sqrt()
+    if one_gaussian:
+        return rmse_k, gaussian_nll(mean, full, var.sqrt(), reduction="none").mean(-1)
+    return rmse_k, scaled.nll(full, reduction="none").mean(-1)
+
+
+def accuracy(input: torch.Tensor, target: torch.Tensor) -> float:
     """Fraction of rows whose highest score is the true class.
 
-    ``scores``: ``[N, C]`` logits, probabilities or log-probabilities (any monotone score per
-    class); ``labels``: ``[N]`` integer classes in ``[0, C)``. Returns a float in [0, 1].
+    ``input``: ``[N, C]`` logits, probabilities or log-probabilities (any monotone score per
+    class), or a categorical Predictive (its probabilities); ``target``: ``[N]`` integer classes
+    in ``[0, C)``. Returns a float in [0, 1].
     """
-    check_tensor("scores", scores, ndim=2)
-    if not isinstance(labels, torch.Tensor) or labels.dtype.is_floating_point or labels.dim() != 1:
-        raise ValueError(f"labels must be a 1-D integer tensor, got {labels!r:.80}")
+    if isinstance(input, Predictive):
+        input = input.probs()
+    scores, labels = input, target
+    check_tensor("input", scores, ndim=2)
+    if not isinstance(labels, torch.Tensor) or labels.dtype.is_floating_point:
+        raise TypeError(f"target must be a 1-D integer tensor of classes, got {labels!r:.80}")
+    if labels.dim() != 1:
+        raise ValueError(f"target must be a 1-D integer tensor of classes, got shape {tuple(labels.shape)}")
     if labels.shape[0] != scores.shape[0]:
-        raise ValueError(f"scores [N, C] and labels [N] must have the same N, "
+        raise ValueError(f"input [N, C] and target [N] must have the same N, "
                          f"got {tuple(scores.shape)} and {tuple(labels.shape)}")
     if labels.numel() == 0:
-        raise ValueError("scores and labels are empty; accuracy needs at least one example")
+        raise ValueError("input and target are empty; accuracy needs at least one example")
     if labels.min() < 0 or labels.max() >= scores.shape[1]:
-        raise ValueError(f"labels must lie in [0, {scores.shape[1]}) for {scores.shape[1]} classes, "
+        raise ValueError(f"target must lie in [0, {scores.shape[1]}) for {scores.shape[1]} classes, "
                          f"got values from {labels.min().item()} to {labels.max().item()}")
     return (scores.argmax(dim=1) == labels).float().mean().item()
 
@@ -89,8 +155,10 @@ def _check_probs(name: str, probs: torch.Tensor, ndim: int) -> torch.Tensor:
 
 
 def _check_labels(labels: torch.Tensor, n: int, n_classes: int) -> torch.Tensor:
-    if not isinstance(labels, torch.Tensor) or labels.dtype.is_floating_point or labels.dtype == torch.bool or labels.dim() != 1:
-        raise ValueError(f"labels must be a 1-D integer tensor of classes, got {labels!r:.80}")
+    if not isinstance(labels, torch.Tensor) or labels.dtype.is_floating_point or labels.dtype == torch.bool:
+        raise TypeError(f"labels must be a 1-D integer tensor of classes, got {labels!r:.80}")
+    if labels.dim() != 1:
+        raise ValueError(f"labels must be a 1-D integer tensor of classes, got shape {tuple(labels.shape)}")
     if labels.shape[0] != n:
         raise ValueError(f"labels must have one entry per example ({n}), got shape {tuple(labels.shape)}")
     if labels.min() < 0 or labels.max() >= n_classes:
@@ -107,22 +175,6 @@ def entropy(probs: torch.Tensor) -> torch.Tensor:
     return torch.special.entr(probs).sum(-1)
 
 
-def uncertainty_decomposition(probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Split the predictive entropy into its aleatoric and epistemic parts (Depeweg et al., 2018).
-
-    ``probs``: ``[S, N, C]`` class probabilities under S weight samples. Returns three ``[N]``
-    tensors, in nats:
-
-    - total: the entropy of the predictive ``H[(1/S) sum_s p_s]``;
-    - expected: the expected entropy ``(1/S) sum_s H[p_s]`` (aleatoric);
-    - mutual_information: ``total - expected`` (epistemic; >= 0, rounding clipped at 0).
-    """
-    _check_probs("probs", probs, ndim=3)
-    total = torch.special.entr(probs.mean(0)).sum(-1)
-    expected = torch.special.entr(probs).sum(-1).mean(0)
-    return total, expected, (total - expected).clamp_min(0)
-
-
 def categorical_nll(log_probs: torch.Tensor, labels: torch.Tensor) -> float:
     """Mean negative log-likelihood of the true classes (nats per example).
 
@@ -130,8 +182,7 @@ def categorical_nll(log_probs: torch.Tensor, labels: torch.Tensor) -> float:
     ``logmeanexp`` of the samples' log-probabilities); ``labels``: ``[N]`` integer classes.
     A true class given probability 0 (``-inf``) makes the NLL ``inf``, as it should.
     """
-    if not isinstance(log_probs, torch.Tensor) or not log_probs.is_floating_point() or log_probs.dim() != 2:
-        raise ValueError(f"log_probs must be a floating tensor of shape [N, C], got {getattr(log_probs, 'shape', log_probs)!r}")
+    check_tensor("log_probs", log_probs, ndim=2, finite=False)
     if torch.isnan(log_probs).any() or (log_probs > 1e-4).any():
         raise ValueError("log_probs must be log-probabilities (<= 0, no NaN); pass log_softmax outputs, not logits")
     _check_labels(labels, log_probs.shape[0], log_probs.shape[1])
@@ -185,26 +236,25 @@ def ece(probs: torch.Tensor, labels: torch.Tensor, n_bins: int = 15) -> float:
 def auroc(scores: torch.Tensor, labels: torch.Tensor) -> float:
     """Area under the ROC curve of ``scores`` for telling positives (``labels`` 1) from negatives (0).
 
-    Computed from ranks (the Mann-Whitney U statistic, ties counted as 1/2): the probability
-    that a random positive scores higher than a random negative. 0.5 is chance, 1 perfect.
-    ``scores``: ``[N]`` (e.g. an uncertainty, positives = out-of-distribution inputs);
-    ``labels``: ``[N]`` bool or 0/1, with both classes present.
+    The probability that a random positive scores higher than a random negative (ties count
+    1/2): 0.5 is chance, 1 perfect. ``scores``: ``[N]`` (e.g. an uncertainty, positives =
+    out-of-distribution inputs); ``labels``: ``[N]`` bool or 0/1, with both classes present.
+    Computed by ``sklearn.metrics.roc_auc_score`` (the course does not teach the ROC curve).
     """
+    from sklearn.metrics import roc_auc_score
+
     check_tensor("scores", scores, ndim=1)
-    if not isinstance(labels, torch.Tensor) or labels.shape != scores.shape:
-        raise ValueError(f"labels must be a tensor of the shape of scores {tuple(scores.shape)}, got {labels!r:.80}")
-    if labels.dtype.is_floating_point:
-        raise ValueError("labels must be bool or integer 0/1, not floating point")
+    if not isinstance(labels, torch.Tensor) or labels.dtype.is_floating_point:
+        raise TypeError(f"labels must be a bool or integer 0/1 tensor, got {labels!r:.80}")
+    if labels.shape != scores.shape:
+        raise ValueError(f"labels must have the shape of scores {tuple(scores.shape)}, got {tuple(labels.shape)}")
     if not ((labels == 0) | (labels == 1)).all():
         raise ValueError("labels must be 0 (negative) or 1 (positive)")
     positive = labels.bool()
     n_pos, n_neg = int(positive.sum()), int((~positive).sum())
     if n_pos == 0 or n_neg == 0:
         raise ValueError(f"labels must contain both classes, got {n_pos} positives and {n_neg} negatives")
-    _, inverse, counts = torch.unique(scores.double(), sorted=True, return_inverse=True, return_counts=True)
-    last = counts.cumsum(0).double()
-    ranks = (last - (counts.double() - 1) / 2)[inverse]  # 1-based ranks, ties get their average
-    return ((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)).item()
+    return float(roc_auc_score(positive.cpu().numpy(), scores.detach().double().cpu().numpy()))
 
 
 def rejection_accuracy(probs: torch.Tensor, labels: torch.Tensor, uncertainty: torch.Tensor,
@@ -228,3 +278,6 @@ def rejection_accuracy(probs: torch.Tensor, labels: torch.Tensor, uncertainty: t
     kept_correct = torch.cat([torch.zeros(1, dtype=torch.float64, device=correct.device), correct.cumsum(0)])
     kept = (n - torch.floor(fractions * n + 1e-9)).long()
     return kept_correct[kept.to(correct.device)].cpu() / kept
+
+
+from .predictive import uncertainty_decomposition  # noqa: E402,F401  (old home, see /tmp/bdl_api.md)

@@ -38,7 +38,7 @@ def bayes_mlp(in_features: int, hidden, out_features: int, prior_sigma: float = 
     sizes = _sizes(in_features, hidden, out_features)
     layers: list[nn.Module] = []
     for a, b in zip(sizes[:-1], sizes[1:]):
-        layers += [BayesLinear(prior_mu, prior_sigma, a, b, init_sigma=init_sigma), nn.ReLU()]
+        layers += [BayesLinear(a, b, prior_mu=prior_mu, prior_sigma=prior_sigma, init_sigma=init_sigma), nn.ReLU()]
     return nn.Sequential(*layers[:-1])
 
 
@@ -218,7 +218,8 @@ def bayes_lenet(in_channels: int = 1, image_size: int = 8, n_classes: int = 10, 
     check_positive("prior_sigma", prior_sigma)
     convs, dense = _lenet_layers(
         in_channels, image_size, n_classes, channels, hidden, kernel_size,
-        lambda a, b: BayesConv2d(prior_mu, prior_sigma, a, b, kernel_size, padding=kernel_size // 2,
-                                 init_sigma=init_sigma, local_reparam=local_reparam),
-        lambda a, b: BayesLinear(prior_mu, prior_sigma, a, b, init_sigma=init_sigma, local_reparam=local_reparam))
+        lambda a, b: BayesConv2d(a, b, kernel_size, padding=kernel_size // 2, prior_mu=prior_mu,
+                                 prior_sigma=prior_sigma, init_sigma=init_sigma, local_reparam=local_reparam),
+        lambda a, b: BayesLinear(a, b, prior_mu=prior_mu, prior_sigma=prior_sigma, init_sigma=init_sigma,
+                                 local_reparam=local_reparam))
     return LeNet(convs, dense, in_channels, image_size)

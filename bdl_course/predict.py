@@ -1,12 +1,140 @@
-"""Predictive sampling: all S weight samples in one tensor operation, and its summaries."""
+"""Producing predictives: every method's :class:`~bdl_course.predictive.Predictive` through one call.
+
+:func:`predictive` runs a model on ``[S, N, ...]`` (the input broadcast along S without a copy),
+so a Bayes-by-Backprop network draws S weight samples in one batched pass, and hands the raw
+outputs to a likelihood (:mod:`bdl_course.likelihoods`). Wrappers that are not a plain forward
+pass -- :func:`mc_dropout` for any network containing dropout, and the ensembles of
+:mod:`bdl_course.ensembles` -- define ``predictive(x, likelihood, n_samples)`` and are delegated to.
+"""
 from __future__ import annotations
 
-import math
+from contextlib import contextmanager
+from typing import Iterator
 
 import torch
 from torch import nn
 
+from . import likelihoods  # noqa: F401  (loads bdl.likelihoods with the package; the producers' partner)
+from .predictive import Predictive, logmeanexp, variance_decomposition  # noqa: F401 (old homes, see /tmp/bdl_api.md)
 from .utils import check_int, check_tensor
+
+__all__ = ["predictive", "mc_dropout", "MCDropout", "eval_mode", "sample_predictions", "sample_predictions_loop",
+           "summarize"]
+
+
+@contextmanager
+def eval_mode(model: nn.Module, keep_on: tuple[type, ...] = ()) -> Iterator[nn.Module]:
+    """Within the block every module of ``model`` is in eval mode, except those of the types in
+    ``keep_on`` (put in train mode); on leaving it every module gets back its own mode."""
+    modules = list(model.modules())
+    before = [m.training for m in modules]
+    model.eval()
+    for m in modules:
+        if keep_on and isinstance(m, keep_on):
+            m.train()
+    try:
+        yield model
+    finally:
+        for m, was in zip(modules, before):
+            m.training = was
+
+
+def _check_x(x) -> None:
+    check_tensor("x", x)
+    if x.dim() < 2 or x.shape[0] == 0:
+        raise ValueError(f"x must be a non-empty batch of inputs [N, ...] (e.g. [N, D] or [N, C, H, W]), "
+                         f"got shape {tuple(x.shape)}")
+
+
+def _forward_in_batches(model: nn.Module, x: torch.Tensor, n_samples: int, batch_size: int | None):
+    """Raw outputs of ``model`` on ``x`` broadcast to ``[S, N, ...]``; a tensor or a tuple of tensors."""
+    size = x.shape[0] if batch_size is None else batch_size
+    parts = []
+    for start in range(0, x.shape[0], size):
+        chunk = x[start:start + size]
+        parts.append(model(chunk.unsqueeze(0).expand(n_samples, *chunk.shape)))
+    if len(parts) == 1:
+        return parts[0]
+    if isinstance(parts[0], tuple):
+        return tuple(torch.cat(items, dim=1) for items in zip(*parts))
+    return torch.cat(parts, dim=1)
+
+
+@torch.no_grad()
+def predictive(model: nn.Module, x: torch.Tensor, likelihood=None, n_samples: int = 1,
+               batch_size: int | None = None) -> Predictive:
+    """The predictive of ``model`` at the inputs ``x`` as S components, for any method.
+
+    ``x``: ``[N, ...]``. A plain model is run once on ``x`` broadcast to ``[S, N, ...]`` (no copy):
+    every Bayesian layer draws S weight samples, one per leading index; a deterministic network
+    (MLE, MAP) gives S equal components, so leave ``n_samples=1``. Its raw outputs go to
+    ``likelihood.predictive`` (e.g. :class:`~bdl_course.likelihoods.Gaussian`). The model runs in
+    eval mode and every module gets back its own train/eval mode afterwards. ``batch_size``: at
+    most that many inputs per pass, to bound memory.
+
+    A wrapper that defines ``predictive(x, likelihood, n_samples)`` (:func:`mc_dropout`,
+    :class:`~bdl_course.ensembles.DeepEnsemble`, :class:`~bdl_course.ensembles.GaussianEnsemble`)
+    is delegated to. Returns a :class:`~bdl_course.predictive.Predictive` with S = ``n_samples``
+    components (an ensemble: one per member).
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    check_int("n_samples", n_samples)
+    if batch_size is not None:
+        check_int("batch_size", batch_size)
+    if hasattr(model, "predictive") and callable(model.predictive):
+        return model.predictive(x, likelihood, n_samples=n_samples, batch_size=batch_size)
+    _check_x(x)
+    if likelihood is None or not callable(getattr(likelihood, "predictive", None)):
+        raise TypeError(f"likelihood must be a bdl_course.likelihoods object (Gaussian, HeteroskedasticGaussian, "
+                        f"Categorical), got {type(likelihood).__name__}")
+    with eval_mode(model):
+        out = _forward_in_batches(model, x, n_samples, batch_size)
+    return likelihood.predictive(out)
+
+
+class MCDropout(nn.Module):
+    """MC dropout (Gal & Ghahramani, 2016) for any network that contains ``nn.Dropout`` modules.
+
+    ``forward`` is the wrapped network's (dropout on in train mode, off in eval mode, as usual).
+    :meth:`predictive` draws ``n_samples`` dropout masks in one pass over ``[S, N, ...]``: only the
+    dropout modules are switched on (batch norm and the rest stay in eval mode), and every module
+    gets back its own mode afterwards. Each input row gets its own masks: right for the predictive
+    at each input, not for drawing whole functions (curves) across inputs.
+    """
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        if not isinstance(net, nn.Module):
+            raise TypeError(f"net must be a torch.nn.Module, got {type(net).__name__}")
+        if not any(isinstance(m, nn.modules.dropout._DropoutNd) for m in net.modules()):
+            raise ValueError("net contains no nn.Dropout module: every MC dropout sample would be the same "
+                             "network; add nn.Dropout(p) layers (e.g. after each hidden activation)")
+        self.net = net
+
+    def forward(self, *args, **kwargs):
+        return self.net(*args, **kwargs)
+
+    @torch.no_grad()
+    def predictive(self, x: torch.Tensor, likelihood=None, n_samples: int = 100,
+                   batch_size: int | None = None) -> Predictive:
+        """S = ``n_samples`` dropout masks as the components of the predictive at ``x`` ``[N, ...]``."""
+        check_int("n_samples", n_samples)
+        _check_x(x)
+        if likelihood is None or not callable(getattr(likelihood, "predictive", None)):
+            raise TypeError(f"likelihood must be a bdl_course.likelihoods object, got {type(likelihood).__name__}")
+        with eval_mode(self.net, keep_on=(nn.modules.dropout._DropoutNd,)):
+            if hasattr(self.net, "predictive"):  # e.g. an ensemble of dropout networks
+                parts = [self.net.predictive(x, likelihood, n_samples=1, batch_size=batch_size)
+                         for _ in range(n_samples)]
+                return Predictive.cat(parts)
+            out = _forward_in_batches(self.net, x, n_samples, batch_size)
+        return likelihood.predictive(out)
+
+
+def mc_dropout(net: nn.Module) -> MCDropout:
+    """Wrap ``net`` (any network with ``nn.Dropout`` modules) for MC dropout; see :class:`MCDropout`."""
+    return MCDropout(net)
 
 
 @torch.no_grad()
@@ -19,8 +147,8 @@ def sample_predictions(model: nn.Module, x: torch.Tensor, n_samples: int) -> tor
     """
     check_tensor("x", x, ndim=2)
     check_int("n_samples", n_samples)
-    model.eval()
-    return model(x.unsqueeze(0).expand(n_samples, *x.shape))
+    with eval_mode(model):
+        return model(x.unsqueeze(0).expand(n_samples, *x.shape))
 
 
 @torch.no_grad()
@@ -31,14 +159,9 @@ def sample_predictions_loop(model: nn.Module, x: torch.Tensor, n_samples: int) -
     """
     check_tensor("x", x, ndim=2)
     check_int("n_samples", n_samples)
-    model.eval()
-    rows = [torch.stack([model(x[i:i + 1])[0] for _ in range(n_samples)]) for i in range(x.shape[0])]
+    with eval_mode(model):
+        rows = [torch.stack([model(x[i:i + 1])[0] for _ in range(n_samples)]) for i in range(x.shape[0])]
     return torch.stack(rows, dim=1)
-
-
-def logmeanexp(t: torch.Tensor, dim: int = 0) -> torch.Tensor:
-    """``log(mean(exp(t), dim))`` computed stably with logsumexp; ``dim`` is removed."""
-    return torch.logsumexp(t, dim=dim) - math.log(t.shape[dim])
 
 
 def summarize(samples: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -49,29 +172,6 @@ def summarize(samples: torch.Tensor) -> dict[str, torch.Tensor]:
     check_tensor("samples", samples, ndim=2)
     lo, hi = samples.min(dim=0).values, samples.max(dim=0).values
     return {"mean": samples.mean(0), "std": samples.std(0), "min": lo, "max": hi, "range": hi - lo}
-
-
-def variance_decomposition(mu: torch.Tensor, sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Split the predictive variance of S Gaussian predictions by the law of total variance.
-
-    ``mu``, ``sigma``: ``[S, ...]``, the mean and std (not variance) predicted under S weight
-    samples (Kendall & Gal, 2017). Returns two *variances*, each ``[...]``:
-
-    - aleatoric ``= mean_s sigma_s^2``: the noise the model expects in the data;
-    - epistemic ``= mean_s (mu_s - mean_s mu_s)^2``: how much the weight samples disagree
-      (divided by S, not S - 1).
-
-    Their sum is the variance of the uniform mixture ``(1/S) sum_s N(mu_s, sigma_s^2)``.
-    """
-    check_tensor("mu", mu)
-    check_tensor("sigma", sigma)
-    if mu.dim() == 0 or mu.shape != sigma.shape:
-        raise ValueError(f"mu and sigma must have the same shape [S, ...], got {tuple(mu.shape)} and {tuple(sigma.shape)}")
-    if not (sigma > 0).all():
-        raise ValueError("sigma must be positive (a standard deviation)")
-    aleatoric = (sigma ** 2).mean(dim=0)
-    epistemic = ((mu - mu.mean(dim=0)) ** 2).mean(dim=0)
-    return aleatoric, epistemic
 
 
 @torch.no_grad()
@@ -88,13 +188,13 @@ def sample_log_probs(model: nn.Module, x: torch.Tensor, n_samples: int, batch_si
         raise ValueError(f"x must be a non-empty floating tensor of shape [N, ...], got {getattr(x, 'shape', x)!r}")
     check_int("n_samples", n_samples)
     check_int("batch_size", batch_size)
-    model.eval()
     parts = []
-    for start in range(0, x.shape[0], batch_size):
-        chunk = x[start:start + batch_size]
-        logits = model(chunk.unsqueeze(0).expand(n_samples, *chunk.shape))
-        if logits.dim() != 3 or logits.shape[:2] != (n_samples, chunk.shape[0]):
-            raise ValueError(f"model must return logits [S, N, C] = [{n_samples}, {chunk.shape[0]}, C], "
-                             f"got {tuple(logits.shape)}")
-        parts.append(torch.log_softmax(logits, dim=-1))
+    with eval_mode(model):
+        for start in range(0, x.shape[0], batch_size):
+            chunk = x[start:start + batch_size]
+            logits = model(chunk.unsqueeze(0).expand(n_samples, *chunk.shape))
+            if logits.dim() != 3 or logits.shape[:2] != (n_samples, chunk.shape[0]):
+                raise ValueError(f"model must return logits [S, N, C] = [{n_samples}, {chunk.shape[0]}, C], "
+                                 f"got {tuple(logits.shape)}")
+            parts.append(torch.log_softmax(logits, dim=-1))
     return torch.cat(parts, dim=1)

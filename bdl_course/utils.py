@@ -1,7 +1,11 @@
-"""Seeding, device choice and the input checks every public function uses."""
+"""Seeding, device choice and the package's input checks.
+
+Convention for every public function of the package: a value of the wrong *type* raises
+``TypeError``, a value of the right type but the wrong shape or value (NaN included) raises
+``ValueError``; the message names the argument, what was expected and what was given.
+"""
 from __future__ import annotations
 
-import os
 import random
 
 import numpy as np
@@ -10,9 +14,12 @@ import torch
 
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (CPU and CUDA) so that a lesson prints the same numbers twice."""
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+    # (PYTHONHASHSEED is not set here: it only acts when an interpreter starts; the Makefile
+    # and tools/nbcourse.py set it for the kernels they launch)
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise TypeError(f"seed must be a non-negative int, got {type(seed).__name__} {seed!r}")
+    if seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-    os.environ["PYTHONHASHSEED"] = str(seed)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)  # also seeds every CUDA device
@@ -26,10 +33,11 @@ def get_device(device: str | torch.device | None = None) -> torch.device:
 
 
 def check_tensor(name: str, value, ndim: int | tuple[int, ...] | None = None,
-                 last_dim: int | None = None) -> torch.Tensor:
+                 last_dim: int | None = None, finite: bool = True) -> torch.Tensor:
     """Return ``value`` if it is a finite floating tensor of the expected rank, else raise.
 
-    The error names the argument, what was expected and what was given.
+    ``finite=False`` skips the NaN/inf scan (for callers that allow ``-inf`` log-probabilities
+    and check the rest themselves). The error names the argument, what was expected and what was given.
     """
     if not isinstance(value, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
@@ -43,7 +51,7 @@ def check_tensor(name: str, value, ndim: int | tuple[int, ...] | None = None,
                 f"got shape {tuple(value.shape)}")
     if last_dim is not None and (value.dim() == 0 or value.shape[-1] != last_dim):
         raise ValueError(f"{name} must have last dimension {last_dim}, got shape {tuple(value.shape)}")
-    if not torch.isfinite(value).all():
+    if finite and not torch.isfinite(value).all():
         raise ValueError(f"{name} contains NaN or infinite values; clean or impute the data first")
     return value
 
@@ -52,14 +60,19 @@ def check_positive(name: str, value) -> None:
     """Raise if a scale (a number or a tensor) is not strictly positive and finite."""
     if isinstance(value, torch.Tensor):
         ok = bool(torch.isfinite(value).all() and (value > 0).all())
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        ok = bool(np.isfinite(value) and value > 0)
     else:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value) and value > 0
+        raise TypeError(f"{name} must be a positive number or tensor (a standard deviation or precision), "
+                        f"got {type(value).__name__} {value!r}")
     if not ok:
         raise ValueError(f"{name} must be positive and finite (a standard deviation or precision), got {value!r}")
 
 
 def check_int(name: str, value, minimum: int = 1) -> int:
-    """Raise unless ``value`` is an int >= ``minimum``."""
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+    """Raise unless ``value`` is an int >= ``minimum`` (TypeError: not an int; ValueError: too small)."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int >= {minimum}, got {type(value).__name__} {value!r}")
+    if value < minimum:
         raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
     return value

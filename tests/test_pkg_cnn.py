@@ -31,19 +31,19 @@ def _randomised(layer: nn.Module, seed: int = 0) -> nn.Module:
 @pytest.mark.parametrize("local_reparam", [False, True])
 @pytest.mark.parametrize("bias", [True, False])
 def test_bayes_conv2d_maps_images_with_and_without_a_sample_dimension(local_reparam, bias):
-    conv = BayesConv2d(0.0, 1.0, 3, 5, kernel_size=3, padding=1, bias=bias, local_reparam=local_reparam)
+    conv = BayesConv2d(3, 5, kernel_size=3, padding=1, bias=bias, local_reparam=local_reparam, prior_mu=0.0, prior_sigma=1.0)
     assert conv(torch.randn(4, 3, 8, 8)).shape == (4, 5, 8, 8)
     assert conv(torch.randn(6, 4, 3, 8, 8)).shape == (6, 4, 5, 8, 8)
     x = torch.randn(4, 3, 8, 8)
     assert conv(x.unsqueeze(0).expand(6, *x.shape)).shape == (6, 4, 5, 8, 8)  # broadcast input
-    strided = BayesConv2d(0.0, 1.0, 3, 2, kernel_size=3, stride=2, local_reparam=local_reparam)
+    strided = BayesConv2d(3, 2, kernel_size=3, stride=2, local_reparam=local_reparam, prior_mu=0.0, prior_sigma=1.0)
     assert strided(torch.randn(4, 3, 9, 9)).shape == (4, 2, 4, 4)
     assert strided(torch.randn(2, 4, 3, 9, 9)).shape == (2, 4, 2, 4, 4)
 
 
 @pytest.mark.parametrize("shape", [(3, 8, 8), (4, 2, 8, 8), (1, 2, 4, 3, 8, 8)])
 def test_bayes_conv2d_rejects_inputs_of_the_wrong_shape_stating_the_expected_one(shape):
-    conv = BayesConv2d(0.0, 1.0, 3, 5, kernel_size=3)
+    conv = BayesConv2d(3, 5, kernel_size=3, prior_mu=0.0, prior_sigma=1.0)
     with pytest.raises(ValueError, match=r"\[N, 3, H, W\] or \[S, N, 3, H, W\]"):
         conv(torch.randn(*shape))
 
@@ -61,7 +61,7 @@ def test_bayes_conv2d_rejects_bad_arguments_naming_them(kwargs, name):
 
 @pytest.mark.parametrize("local_reparam", [False, True])
 def test_freeze_gives_f_conv2d_with_the_posterior_means(local_reparam):
-    conv = _randomised(BayesConv2d(0.0, 1.0, 2, 3, kernel_size=3, padding=1, local_reparam=local_reparam))
+    conv = _randomised(BayesConv2d(2, 3, kernel_size=3, padding=1, local_reparam=local_reparam, prior_mu=0.0, prior_sigma=1.0))
     x = torch.randn(4, 2, 6, 6)
     assert conv.freeze() is conv
     expected = F.conv2d(x, conv.weight_mu, conv.bias_mu, padding=1)
@@ -76,7 +76,7 @@ def test_freeze_gives_f_conv2d_with_the_posterior_means(local_reparam):
 
 def test_without_local_reparameterisation_a_sample_is_one_kernel_shared_by_positions_and_images():
     torch.manual_seed(0)
-    conv = _randomised(BayesConv2d(0.0, 1.0, 1, 2, kernel_size=3, padding=1))
+    conv = _randomised(BayesConv2d(1, 2, kernel_size=3, padding=1, prior_mu=0.0, prior_sigma=1.0))
     x = torch.zeros(2, 1, 7, 7)
     x[0, 0, 2, 2] = x[1, 0, 3, 3] = 1.0  # image 1 is image 0 moved by one pixel
     out = conv(x)
@@ -91,7 +91,7 @@ def test_without_local_reparameterisation_a_sample_is_one_kernel_shared_by_posit
 
 
 def test_grouped_sampling_matches_one_conv2d_per_sample_with_the_same_noise():
-    conv = _randomised(BayesConv2d(0.0, 1.0, 2, 3, kernel_size=3, padding=1).double())
+    conv = _randomised(BayesConv2d(2, 3, kernel_size=3, padding=1, prior_mu=0.0, prior_sigma=1.0).double())
     x = torch.randn(4, 5, 2, 6, 6, dtype=F64)  # a different input for each sample
     torch.manual_seed(7)
     out = conv(x)
@@ -109,7 +109,7 @@ def test_a_one_pixel_kernel_output_has_the_posterior_mean_and_std(local_reparam)
     # 1x1 kernel on a one-pixel image of value 1: the output is w + b, mean mu_w + mu_b,
     # variance sigma_w^2 + sigma_b^2, with either sampler
     torch.manual_seed(0)
-    conv = _randomised(BayesConv2d(0.0, 1.0, 1, 2, kernel_size=1, local_reparam=local_reparam).double())
+    conv = _randomised(BayesConv2d(1, 2, kernel_size=1, local_reparam=local_reparam, prior_mu=0.0, prior_sigma=1.0).double())
     x = torch.ones(1, 1, 1, 1, dtype=F64).expand(20000, 1, 1, 1, 1)
     out = conv(x)[:, 0, :, 0, 0]  # [S, 2]
     mean = conv.weight_mu[:, 0, 0, 0] + conv.bias_mu
@@ -120,7 +120,7 @@ def test_a_one_pixel_kernel_output_has_the_posterior_mean_and_std(local_reparam)
 
 def test_local_reparameterisation_matches_the_mean_and_variance_of_kernel_sampling():
     torch.manual_seed(0)
-    conv = _randomised(BayesConv2d(0.0, 1.0, 2, 2, kernel_size=3, padding=1).double())
+    conv = _randomised(BayesConv2d(2, 2, kernel_size=3, padding=1, prior_mu=0.0, prior_sigma=1.0).double())
     with torch.no_grad():
         conv.weight_rho.sub_(1.0)
     x = torch.randn(1, 2, 4, 4, dtype=F64)
@@ -149,7 +149,7 @@ def test_local_reparam_conv2d_checks_its_arguments():
 
 
 def test_a_zero_input_without_bias_has_finite_gradients_under_local_reparameterisation():
-    conv = BayesConv2d(0.0, 1.0, 1, 2, kernel_size=3, padding=1, bias=False, local_reparam=True)
+    conv = BayesConv2d(1, 2, kernel_size=3, padding=1, bias=False, local_reparam=True, prior_mu=0.0, prior_sigma=1.0)
     conv(torch.zeros(2, 1, 4, 4)).sum().backward()
     assert all(torch.isfinite(p.grad).all() for p in conv.parameters())
 
@@ -158,7 +158,7 @@ def test_a_zero_input_without_bias_has_finite_gradients_under_local_reparameteri
 
 @pytest.mark.parametrize("bias", [True, False])
 def test_bayes_conv2d_kl_equals_torch_distributions(bias):
-    conv = _randomised(BayesConv2d(0.3, 0.8, 2, 3, kernel_size=3, bias=bias).double())
+    conv = _randomised(BayesConv2d(2, 3, kernel_size=3, bias=bias, prior_mu=0.3, prior_sigma=0.8).double())
     prior = Normal(torch.tensor(0.3, dtype=F64), torch.tensor(0.8, dtype=F64))
     expected = kl_divergence(Normal(conv.weight_mu, F.softplus(conv.weight_rho)), prior).sum()
     if bias:
@@ -168,8 +168,8 @@ def test_bayes_conv2d_kl_equals_torch_distributions(bias):
 
 
 def test_total_kl_num_stochastic_and_bayes_layers_include_convolutions():
-    conv = _randomised(BayesConv2d(0.0, 1.0, 1, 4, kernel_size=3).double(), seed=1)
-    dense = _randomised(BayesLinear(0.0, 1.0, 4, 2).double(), seed=2)
+    conv = _randomised(BayesConv2d(1, 4, kernel_size=3, prior_mu=0.0, prior_sigma=1.0).double(), seed=1)
+    dense = _randomised(BayesLinear(4, 2, prior_mu=0.0, prior_sigma=1.0).double(), seed=2)
     model = nn.Sequential(conv, nn.ReLU(), nn.Sequential(nn.Conv2d(4, 4, 1), nn.Flatten()), dense)
     assert layers.bayes_layers(model) == [conv, dense]
     torch.testing.assert_close(layers.total_kl(model), conv.kl() + dense.kl())

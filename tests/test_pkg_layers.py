@@ -65,16 +65,16 @@ def test_kl_normal_rejects_a_non_positive_scale_naming_it(which):
 
 @pytest.mark.parametrize("bias", [True, False])
 def test_bayes_linear_kl_equals_the_sum_over_weights_and_biases_via_torch_distributions(bias):
-    layer = _randomised(BayesLinear(0.3, 0.8, 4, 3, bias=bias).double())
+    layer = _randomised(BayesLinear(4, 3, bias=bias, prior_mu=0.3, prior_sigma=0.8).double())
     kl = layer.kl()
     assert kl.shape == ()
     torch.testing.assert_close(kl, _kl_by_torch(layer), rtol=1e-12, atol=1e-12)
 
 
 def test_total_kl_and_num_stochastic_sum_over_nested_containers_and_skip_ordinary_layers():
-    a = _randomised(BayesLinear(0.0, 1.0, 2, 4).double(), seed=1)
-    b = _randomised(BayesLinear(0.0, 0.5, 4, 3, bias=False).double(), seed=2)
-    c = _randomised(BayesLinear(0.1, 2.0, 3, 1).double(), seed=3)
+    a = _randomised(BayesLinear(2, 4, prior_mu=0.0, prior_sigma=1.0).double(), seed=1)
+    b = _randomised(BayesLinear(4, 3, bias=False, prior_mu=0.0, prior_sigma=0.5).double(), seed=2)
+    c = _randomised(BayesLinear(3, 1, prior_mu=0.1, prior_sigma=2.0).double(), seed=3)
     model = nn.Sequential(a, nn.ReLU(), nn.Sequential(nn.Linear(4, 4), b, nn.ModuleList([nn.Tanh(), c])))
     torch.testing.assert_close(layers.total_kl(model), _kl_by_torch(a) + _kl_by_torch(b) + _kl_by_torch(c))
     # weights + biases of the Bayesian layers only; nn.Linear(4, 4) contributes nothing
@@ -83,13 +83,13 @@ def test_total_kl_and_num_stochastic_sum_over_nested_containers_and_skip_ordinar
 
 
 def test_a_mu_sigma_pair_counts_once_in_num_stochastic():
-    layer = BayesLinear(0.0, 1.0, 5, 2)
+    layer = BayesLinear(5, 2, prior_mu=0.0, prior_sigma=1.0)
     n_parameters = sum(p.numel() for p in layer.parameters())  # mu and rho for each weight and bias
     assert layer.num_stochastic() == layers.num_stochastic(layer) == n_parameters // 2 == 12
 
 
 def test_a_layer_used_twice_is_one_set_of_random_weights():
-    shared = BayesLinear(0.0, 1.0, 3, 3)
+    shared = BayesLinear(3, 3, prior_mu=0.0, prior_sigma=1.0)
     model = nn.Sequential(shared, nn.ReLU(), shared)
     assert layers.num_stochastic(model) == 12
     torch.testing.assert_close(layers.total_kl(model), shared.kl())
@@ -103,7 +103,7 @@ def test_a_model_without_bayesian_layers_has_zero_kl_and_no_stochastic_weights()
 
 
 def test_kl_gradients_reach_mu_and_rho():
-    layer = _randomised(BayesLinear(0.0, 1.0, 3, 2))
+    layer = _randomised(BayesLinear(3, 2, prior_mu=0.0, prior_sigma=1.0))
     layer.kl().backward()
     for p in layer.parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0
@@ -114,7 +114,7 @@ def test_kl_gradients_reach_mu_and_rho():
 @pytest.mark.parametrize("bad", [0.0, -1.0])
 def test_bayes_linear_rejects_a_non_positive_prior_sigma_naming_it(bad):
     with pytest.raises(ValueError, match="prior_sigma"):
-        BayesLinear(0.0, bad, 2, 2)
+        BayesLinear(2, 2, prior_mu=0.0, prior_sigma=bad)
 
 
 @pytest.mark.parametrize("kwargs, name", [(dict(init_sigma=0.0), "init_sigma"),
@@ -127,7 +127,7 @@ def test_bayes_linear_rejects_other_bad_arguments_naming_them(kwargs, name):
 
 
 def test_sigma_is_softplus_of_rho_and_starts_at_init_sigma():
-    layer = BayesLinear(0.0, 1.0, 3, 2, init_sigma=0.05)
+    layer = BayesLinear(3, 2, init_sigma=0.05, prior_mu=0.0, prior_sigma=1.0)
     torch.testing.assert_close(layer.weight_sigma, torch.full((2, 3), 0.05))
     torch.testing.assert_close(layer.bias_sigma, torch.full((2,), 0.05))
     with torch.no_grad():
@@ -137,7 +137,7 @@ def test_sigma_is_softplus_of_rho_and_starts_at_init_sigma():
 
 
 def test_a_layer_without_bias_has_no_bias_parameters():
-    layer = BayesLinear(0.0, 1.0, 3, 2, bias=False)
+    layer = BayesLinear(3, 2, bias=False, prior_mu=0.0, prior_sigma=1.0)
     assert layer.bias_mu is None and layer.bias_rho is None and layer.bias_sigma is None
     assert len(list(layer.parameters())) == 2
 
@@ -146,13 +146,13 @@ def test_a_layer_without_bias_has_no_bias_parameters():
 
 @pytest.mark.parametrize("bias", [True, False])
 def test_bayes_linear_maps_n_by_in_to_n_by_out_and_s_by_n_by_in_to_s_by_n_by_out(bias):
-    layer = BayesLinear(0.0, 1.0, 3, 2, bias=bias)
+    layer = BayesLinear(3, 2, bias=bias, prior_mu=0.0, prior_sigma=1.0)
     assert layer(torch.randn(5, 3)).shape == (5, 2)
     assert layer(torch.randn(4, 5, 3)).shape == (4, 5, 2)
 
 
 def test_each_leading_index_uses_its_own_weight_sample():
-    layer = BayesLinear(0.0, 1.0, 3, 2, init_sigma=0.5)
+    layer = BayesLinear(3, 2, init_sigma=0.5, prior_mu=0.0, prior_sigma=1.0)
     x = torch.randn(1, 5, 3).expand(6, 5, 3)  # the same inputs for every sample
     out = layer(x)
     for s in range(1, 6):
@@ -160,14 +160,14 @@ def test_each_leading_index_uses_its_own_weight_sample():
 
 
 def test_two_forward_passes_of_an_unfrozen_layer_differ():
-    layer = BayesLinear(0.0, 1.0, 3, 2, init_sigma=0.5)
+    layer = BayesLinear(3, 2, init_sigma=0.5, prior_mu=0.0, prior_sigma=1.0)
     x = torch.randn(5, 3)
     assert not torch.allclose(layer(x), layer(x))
 
 
 @pytest.mark.parametrize("shape", [(5, 3), (4, 5, 3)])
 def test_freeze_gives_the_deterministic_output_of_the_posterior_means(shape):
-    layer = BayesLinear(0.0, 1.0, 3, 2, init_sigma=0.5)
+    layer = BayesLinear(3, 2, init_sigma=0.5, prior_mu=0.0, prior_sigma=1.0)
     assert layer.freeze() is layer
     x = torch.randn(*shape)
     out = layer(x)
@@ -176,7 +176,7 @@ def test_freeze_gives_the_deterministic_output_of_the_posterior_means(shape):
 
 
 def test_unfreeze_restores_sampling():
-    layer = BayesLinear(0.0, 1.0, 3, 2, init_sigma=0.5).freeze()
+    layer = BayesLinear(3, 2, init_sigma=0.5, prior_mu=0.0, prior_sigma=1.0).freeze()
     assert layer.unfreeze() is layer
     x = torch.randn(5, 3)
     assert not torch.allclose(layer(x), layer(x))
@@ -185,7 +185,7 @@ def test_unfreeze_restores_sampling():
 def test_the_batched_samples_have_the_posterior_mean_and_std():
     # x = a one-hot row picks w[:, 0] + b: mean mu_w + mu_b, variance sigma_w^2 + sigma_b^2
     torch.manual_seed(0)
-    layer = _randomised(BayesLinear(0.0, 1.0, 2, 2).double())
+    layer = _randomised(BayesLinear(2, 2, prior_mu=0.0, prior_sigma=1.0).double())
     x = torch.tensor([[1.0, 0.0]], dtype=F64).expand(20000, 1, 2)
     out = layer(x)[:, 0, :]  # [S, out]
     mean = layer.weight_mu[:, 0] + layer.bias_mu
@@ -196,7 +196,7 @@ def test_the_batched_samples_have_the_posterior_mean_and_std():
 
 @pytest.mark.parametrize("shape", [(3,), (5, 4), (2, 5, 4), (1, 2, 5, 3)])
 def test_an_input_of_the_wrong_shape_raises_a_value_error_stating_the_expected_shape(shape):
-    layer = BayesLinear(0.0, 1.0, 3, 2)
+    layer = BayesLinear(3, 2, prior_mu=0.0, prior_sigma=1.0)
     with pytest.raises(ValueError, match=r"\[N, 3\] or \[S, N, 3\]") as info:
         layer(torch.randn(*shape))
     assert str(tuple(shape)) in str(info.value)
@@ -204,7 +204,7 @@ def test_an_input_of_the_wrong_shape_raises_a_value_error_stating_the_expected_s
 
 @pytest.mark.parametrize("shape", [(5, 3), (4, 5, 3)])
 def test_gradients_of_the_output_reach_mu_and_rho(shape):
-    layer = BayesLinear(0.0, 1.0, 3, 2, init_sigma=0.1)
+    layer = BayesLinear(3, 2, init_sigma=0.1, prior_mu=0.0, prior_sigma=1.0)
     layer(torch.randn(*shape)).pow(2).sum().backward()
     for name in ["weight_mu", "weight_rho", "bias_mu", "bias_rho"]:
         grad = getattr(layer, name).grad
@@ -212,13 +212,13 @@ def test_gradients_of_the_output_reach_mu_and_rho(shape):
 
 
 def test_a_frozen_layer_does_not_train_rho():
-    layer = BayesLinear(0.0, 1.0, 3, 2).freeze()
+    layer = BayesLinear(3, 2, prior_mu=0.0, prior_sigma=1.0).freeze()
     layer(torch.randn(5, 3)).sum().backward()
     assert layer.weight_rho.grad is None and layer.weight_mu.grad is not None
 
 
 def test_initial_means_lie_in_the_nn_linear_range():
-    layer = BayesLinear(0.0, 1.0, 16, 8)
+    layer = BayesLinear(16, 8, prior_mu=0.0, prior_sigma=1.0)
     bound = 1 / 16 ** 0.5
     assert layer.weight_mu.abs().max() <= bound and layer.bias_mu.abs().max() <= bound
     assert layer.weight_mu.std() > 0

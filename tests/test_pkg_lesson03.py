@@ -93,7 +93,7 @@ def test_local_reparam_rejects_mismatched_shapes_naming_the_argument(args, name)
 
 def test_a_local_reparam_layer_has_the_same_output_distribution_as_a_sampling_one():
     torch.manual_seed(0)
-    layer = _randomised(BayesLinear(0.0, 1.0, 3, 2).double())
+    layer = _randomised(BayesLinear(3, 2, prior_mu=0.0, prior_sigma=1.0).double())
     x = torch.tensor([[0.5, -1.0, 2.0]], dtype=F64).expand(30000, 1, 3)
     plain = layer(x)[:, 0]
     layer.local_reparam = True
@@ -104,7 +104,7 @@ def test_a_local_reparam_layer_has_the_same_output_distribution_as_a_sampling_on
 
 
 def test_local_reparam_is_a_constructor_flag_and_switchable_and_freeze_still_wins():
-    layer = BayesLinear(0.0, 1.0, 3, 2, init_sigma=0.5, local_reparam=True)
+    layer = BayesLinear(3, 2, init_sigma=0.5, local_reparam=True, prior_mu=0.0, prior_sigma=1.0)
     assert layer.local_reparam and "local_reparam=True" in repr(layer)
     x = torch.ones(4, 3)
     out = layer(x)
@@ -120,8 +120,8 @@ def test_local_reparam_is_a_constructor_flag_and_switchable_and_freeze_still_win
 # ---------------------------------------------------------------- sample_network, frozen
 
 def _nested_bayes_net() -> nn.Module:
-    return nn.Sequential(BayesLinear(0.0, 1.0, 2, 4, init_sigma=0.3), nn.ReLU(),
-                         nn.Sequential(nn.Linear(4, 4), nn.ModuleList([BayesLinear(0.0, 1.0, 4, 1, bias=False)])))
+    return nn.Sequential(BayesLinear(2, 4, init_sigma=0.3, prior_mu=0.0, prior_sigma=1.0), nn.ReLU(),
+                         nn.Sequential(nn.Linear(4, 4), nn.ModuleList([BayesLinear(4, 1, bias=False, prior_mu=0.0, prior_sigma=1.0)])))
 
 
 def test_sample_network_replaces_every_bayes_linear_by_a_linear_and_leaves_the_model_alone():
@@ -138,7 +138,7 @@ def test_sample_network_replaces_every_bayes_linear_by_a_linear_and_leaves_the_m
 
 def test_each_sampled_network_holds_a_fresh_draw_near_the_posterior():
     torch.manual_seed(0)
-    layer = _randomised(BayesLinear(0.0, 1.0, 3, 2))
+    layer = _randomised(BayesLinear(3, 2, prior_mu=0.0, prior_sigma=1.0))
     draws = torch.stack([layers.sample_network(layer).weight.detach() for _ in range(4000)])
     assert not torch.equal(draws[0], draws[1])
     torch.testing.assert_close(draws.mean(0), layer.weight_mu.detach(), rtol=0, atol=0.1)
@@ -146,21 +146,21 @@ def test_each_sampled_network_holds_a_fresh_draw_near_the_posterior():
 
 
 def test_a_frozen_layer_samples_its_mean_weights():
-    layer = BayesLinear(0.0, 1.0, 3, 2, init_sigma=0.5).freeze()
+    layer = BayesLinear(3, 2, init_sigma=0.5, prior_mu=0.0, prior_sigma=1.0).freeze()
     net = layers.sample_network(layer)
     torch.testing.assert_close(net.weight, layer.weight_mu)
     torch.testing.assert_close(net.bias, layer.bias_mu)
 
 
 def test_a_shared_bayesian_layer_becomes_one_shared_linear_layer():
-    shared = BayesLinear(0.0, 1.0, 3, 3, init_sigma=0.5)
+    shared = BayesLinear(3, 3, init_sigma=0.5, prior_mu=0.0, prior_sigma=1.0)
     net = layers.sample_network(nn.Sequential(shared, nn.ReLU(), shared))
     assert net[0] is net[2] and isinstance(net[0], nn.Linear)
 
 
 def test_sample_network_rejects_what_is_not_a_module():
     with pytest.raises(TypeError, match="model"):
-        layers.sample_network([BayesLinear(0.0, 1.0, 2, 2)])
+        layers.sample_network([BayesLinear(2, 2, prior_mu=0.0, prior_sigma=1.0)])
 
 
 def test_frozen_evaluates_the_mean_network_and_restores_each_layers_state():
@@ -259,15 +259,16 @@ def test_accuracy_is_the_fraction_of_rows_whose_top_score_is_the_label():
     assert isinstance(metrics.accuracy(scores, labels), float)
 
 
-@pytest.mark.parametrize("scores, labels, match", [
-    (torch.zeros(4), torch.zeros(4, dtype=torch.int64), "scores"),
-    (torch.zeros(4, 3), torch.zeros(4), "labels"),
-    (torch.zeros(4, 3), torch.zeros(5, dtype=torch.int64), "same N"),
-    (torch.zeros(2, 3), torch.tensor([0, 3]), r"\[0, 3\)"),
-    (torch.zeros(0, 3), torch.zeros(0, dtype=torch.int64), "empty"),
+@pytest.mark.parametrize("scores, labels, match, error", [
+    (torch.zeros(4), torch.zeros(4, dtype=torch.int64), "input", ValueError),
+    (torch.zeros(4, 3), torch.zeros(4), "target must be a 1-D integer tensor", TypeError),
+    (torch.zeros(4, 3), torch.zeros(4, 1, dtype=torch.int64), "target must be a 1-D integer tensor", ValueError),
+    (torch.zeros(4, 3), torch.zeros(5, dtype=torch.int64), "same N", ValueError),
+    (torch.zeros(2, 3), torch.tensor([0, 3]), r"\[0, 3\)", ValueError),
+    (torch.zeros(0, 3), torch.zeros(0, dtype=torch.int64), "empty", ValueError),
 ])
-def test_accuracy_rejects_bad_input_with_a_clear_message(scores, labels, match):
-    with pytest.raises(ValueError, match=match):
+def test_accuracy_rejects_bad_input_with_a_clear_message(scores, labels, match, error):
+    with pytest.raises(error, match=match):
         metrics.accuracy(scores, labels)
 
 

@@ -190,8 +190,8 @@ def test_one_weight_sample_has_no_epistemic_variance_and_extra_dimensions_pass_t
 @pytest.mark.parametrize("mu, sigma, match", [
     (torch.zeros(3, 4), torch.ones(3, 5), "same shape"),
     (torch.tensor(0.0), torch.tensor(1.0), "same shape"),
-    (torch.zeros(3, 4), torch.zeros(3, 4), "sigma must be positive"),
-    (torch.zeros(3, 4), torch.full((3, 4), math.nan), "sigma"),
+    (torch.zeros(3, 4), torch.zeros(3, 4), "scale must be positive"),
+    (torch.zeros(3, 4), torch.full((3, 4), math.nan), "scale"),
 ])
 def test_variance_decomposition_rejects_bad_input(mu, sigma, match):
     with pytest.raises(ValueError, match=match):
@@ -222,15 +222,15 @@ def test_a_calibrated_gaussian_covers_about_level_of_its_samples(level):
     (dict(level=1.0), "level"), (dict(level=0.0), "level"), (dict(level=95), "level"),
     (dict(std=torch.zeros(3)), "std must be positive"),
     (dict(std=torch.ones(4)), "one shape"),
-    (dict(mean=torch.zeros(3, 1)), "one shape"),
+    (dict(input=torch.zeros(3, 1)), "one shape"),
 ])
 def test_interval_coverage_rejects_bad_input(kwargs, match):
-    args = dict(y=torch.zeros(3), mean=torch.zeros(3), std=torch.ones(3))
+    args = dict(input=torch.zeros(3), target=torch.zeros(3), std=torch.ones(3))
     with pytest.raises(ValueError, match=match):
         metrics.interval_coverage(**{**args, **kwargs})
 
 
-# ---------------------------------------------------------------- kl_warmup and fit(pass_step=True)
+# ---------------------------------------------------------------- kl_warmup and fit(callback=...)
 
 def test_kl_warmup_grows_linearly_from_0_to_1_then_stays_at_1():
     assert [train.kl_warmup(s, 4) for s in range(7)] == [0.0, 0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
@@ -240,27 +240,28 @@ def test_kl_warmup_of_zero_steps_is_no_warmup():
     assert train.kl_warmup(0, 0) == 1.0 and train.kl_warmup(10, 0) == 1.0
 
 
-@pytest.mark.parametrize("step, warmup_steps, match", [(-1, 10, "step"), (1.5, 10, "step"), (3, -2, "warmup_steps")])
-def test_kl_warmup_rejects_negative_or_fractional_steps(step, warmup_steps, match):
-    with pytest.raises(ValueError, match=match):
+@pytest.mark.parametrize("step, warmup_steps, match, error", [(-1, 10, "step", ValueError), (1.5, 10, "step", TypeError),
+                                                              (3, -2, "warmup_steps", ValueError)])
+def test_kl_warmup_rejects_negative_or_fractional_steps(step, warmup_steps, match, error):
+    with pytest.raises(error, match=match):
         train.kl_warmup(step, warmup_steps)
 
 
-def test_fit_with_pass_step_hands_the_loss_every_step_number_in_order():
+def test_fit_calls_its_callback_with_every_step_number_in_order_before_that_step():
     seed_everything(0)
     model = models.mlp(1, 4, 1)
     x, y = torch.randn(10, 1), torch.randn(10)
-    seen = []
+    events = []
 
-    def loss_fn(m, xb, yb, step):
-        seen.append(step)
+    def loss_fn(m, xb, yb):
+        events.append("loss")
         return ((m(xb)[:, 0] - yb) ** 2).mean()
 
-    train.fit(model, x, y, loss_fn, epochs=3, batch_size=4, progress=False, pass_step=True)
-    assert seen == list(range(9))  # 3 epochs of ceil(10 / 4) = 3 steps
+    train.fit(model, x, y, loss_fn, epochs=3, batch_size=4, progress=False, callback=events.append)
+    assert events == [e for step in range(9) for e in (step, "loss")]  # 3 epochs of ceil(10 / 4) = 3 steps
 
 
-def test_fit_without_pass_step_calls_the_loss_with_three_arguments_as_before():
+def test_fit_calls_the_loss_with_model_and_each_minibatch():
     model = models.mlp(1, 4, 1)
     calls = []
 

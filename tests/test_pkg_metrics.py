@@ -1,4 +1,4 @@
-"""Specification of bdl_course.metrics: RMSE and the Gaussian negative log-likelihood."""
+"""Specification of bdl_course.metrics: every metric, in the (input, target, ...) convention."""
 import math
 
 import pytest
@@ -21,7 +21,7 @@ def test_rmse_rejects_mismatched_shapes_instead_of_broadcasting():
 
 
 def test_rmse_rejects_nan_predictions():
-    with pytest.raises(ValueError, match="pred"):
+    with pytest.raises(ValueError, match="input contains NaN"):
         metrics.rmse(torch.tensor([math.nan]), torch.tensor([0.0]))
 
 
@@ -51,11 +51,29 @@ def test_gaussian_nll_passes_gradients_to_mu_and_sigma():
 
 
 @pytest.mark.parametrize("bad", [0.0, -1.0, math.nan, torch.tensor([0.5, 0.0])])
-def test_gaussian_nll_rejects_a_non_positive_sigma(bad):
-    with pytest.raises(ValueError, match="sigma must be positive"):
+def test_gaussian_nll_rejects_a_non_positive_std(bad):
+    with pytest.raises(ValueError, match="std must be positive"):
         metrics.gaussian_nll(torch.zeros(2), torch.zeros(2), bad)
 
 
-def test_gaussian_nll_rejects_an_unknown_reduction():
+def test_gaussian_nll_sums_with_reduction_sum_and_rejects_an_unknown_reduction():
+    mu, y = torch.tensor([0.0, 1.0]), torch.tensor([0.5, -1.0])
+    torch.testing.assert_close(metrics.gaussian_nll(mu, y, 0.5, reduction="sum"),
+                               metrics.gaussian_nll(mu, y, 0.5, reduction="none").sum())
     with pytest.raises(ValueError, match="reduction"):
-        metrics.gaussian_nll(torch.zeros(2), torch.zeros(2), 1.0, reduction="sum")
+        metrics.gaussian_nll(torch.zeros(2), torch.zeros(2), 1.0, reduction="max")
+
+
+@pytest.mark.parametrize("which", ["input", "target"])
+def test_gaussian_nll_rejects_nan_in_input_or_target_naming_it_instead_of_returning_nan(which):
+    args = {"input": torch.zeros(3), "target": torch.zeros(3)}
+    args[which] = torch.tensor([0.0, math.nan, 1.0])
+    with pytest.raises(ValueError, match=f"{which} contains NaN"):
+        metrics.gaussian_nll(args["input"], args["target"], 1.0)
+
+
+def test_gaussian_nll_takes_input_first_as_torch_does():
+    g = torch.Generator().manual_seed(3)
+    mu, y, std = torch.randn(5, generator=g), torch.randn(5, generator=g), torch.rand(5, generator=g) + 0.2
+    torch.testing.assert_close(metrics.gaussian_nll(input=mu, target=y, std=std),
+                               torch.nn.functional.gaussian_nll_loss(mu, y, std ** 2, full=True))

@@ -23,9 +23,10 @@ def test_mlp_is_linear_relu_layers_ending_in_a_linear_layer():
     assert [(m.in_features, m.out_features) for m in net if isinstance(m, nn.Linear)] == [(3, 8), (8, 4), (4, 2)]
 
 
-@pytest.mark.parametrize("args", [(0, 4, 1), (3, 0, 1), (3, [4, 0], 1), (3, 4, 0), (3, [4, 2.5], 1)])
-def test_mlp_rejects_a_layer_size_that_is_not_a_positive_int(args):
-    with pytest.raises(ValueError, match="layer size"):
+@pytest.mark.parametrize("args, error", [((0, 4, 1), ValueError), ((3, 0, 1), ValueError), ((3, [4, 0], 1), ValueError),
+                                         ((3, 4, 0), ValueError), ((3, [4, 2.5], 1), TypeError)])
+def test_mlp_rejects_a_layer_size_that_is_not_a_positive_int(args, error):
+    with pytest.raises(error, match="layer size"):
         models.mlp(*args)
 
 

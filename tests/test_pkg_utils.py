@@ -33,7 +33,15 @@ def test_check_tensor_rejects_the_wrong_number_of_dimensions_and_reports_the_sha
 
 
 def test_check_tensor_accepts_any_of_several_allowed_ranks():
-    utils.check_tensor("x", torch.zeros(2, 3, 4), ndim=(2, 3))
+    for t in (torch.zeros(2, 3), torch.zeros(2, 3, 4)):
+        assert utils.check_tensor("x", t, ndim=(2, 3)) is t
+
+
+def test_check_tensor_with_finite_false_lets_nan_and_inf_through_but_still_checks_the_type():
+    t = torch.tensor([0.0, -math.inf, math.nan])
+    assert utils.check_tensor("x", t, finite=False) is t
+    with pytest.raises(TypeError, match="x must be a torch.Tensor"):
+        utils.check_tensor("x", [0.0], finite=False)
 
 
 def test_check_tensor_rejects_the_wrong_last_dimension():
@@ -56,11 +64,17 @@ def test_check_positive_accepts_strictly_positive_finite_scales(ok):
     assert utils.check_positive("sigma", ok) is None
 
 
-@pytest.mark.parametrize("bad", [0, 0.0, -1, -0.5, math.nan, math.inf, True, False, "1.0", None,
+@pytest.mark.parametrize("bad", [0, 0.0, -1, -0.5, math.nan, math.inf,
                                  torch.tensor([1.0, 0.0]), torch.tensor([1.0, math.nan]), torch.tensor(-2.0)])
-def test_check_positive_rejects_zero_negative_nonfinite_bool_and_non_numbers(bad):
-    # bool is an int subclass, so True would otherwise pass as 1
+def test_check_positive_rejects_zero_negative_and_nonfinite_values_with_a_value_error(bad):
     with pytest.raises(ValueError, match="sigma must be positive and finite"):
+        utils.check_positive("sigma", bad)
+
+
+@pytest.mark.parametrize("bad", [True, False, "1.0", None, [1.0]])
+def test_check_positive_rejects_bool_and_non_numbers_with_a_type_error(bad):
+    # bool is an int subclass, so True would otherwise pass as 1
+    with pytest.raises(TypeError, match="sigma must be a positive number or tensor"):
         utils.check_positive("sigma", bad)
 
 
@@ -71,17 +85,21 @@ def test_check_int_returns_the_value_and_respects_the_minimum():
     assert utils.check_int("n", 0, minimum=0) == 0
 
 
-@pytest.mark.parametrize("bad", [0, -1, 2.0, True, "3", None])
-def test_check_int_rejects_small_non_int_and_bool_values(bad):
-    with pytest.raises(ValueError, match="n must be an int >= 1"):
+@pytest.mark.parametrize("bad", [0, -1])
+def test_check_int_rejects_a_value_below_the_minimum_with_a_value_error(bad):
+    with pytest.raises(ValueError, match="n must be an int >= 1, got"):
+        utils.check_int("n", bad)
+
+
+@pytest.mark.parametrize("bad", [2.0, True, "3", None])
+def test_check_int_rejects_non_int_and_bool_values_with_a_type_error(bad):
+    with pytest.raises(TypeError, match="n must be an int >= 1, got"):
         utils.check_int("n", bad)
 
 
 # ---------------------------------------------------------------- seeding and devices
 
-def test_seed_everything_makes_torch_numpy_and_python_random_repeat(monkeypatch):
-    monkeypatch.setenv("PYTHONHASHSEED", "0")  # so the variable is restored after the test
-
+def test_seed_everything_makes_torch_numpy_and_python_random_repeat():
     def draw():
         return torch.randn(5), np.random.rand(5), random.random()
 
@@ -96,9 +114,10 @@ def test_seed_everything_makes_torch_numpy_and_python_random_repeat(monkeypatch)
     assert not torch.equal(first[0], torch.randn(5))
 
 
-@pytest.mark.parametrize("bad", [-1, 1.5, True, "0", None])
-def test_seed_everything_rejects_anything_but_a_non_negative_int(bad):
-    with pytest.raises(ValueError, match="seed must be a non-negative int"):
+@pytest.mark.parametrize("bad, error", [(-1, ValueError), (1.5, TypeError), (True, TypeError),
+                                        ("0", TypeError), (None, TypeError)])
+def test_seed_everything_rejects_anything_but_a_non_negative_int(bad, error):
+    with pytest.raises(error, match="seed must be a non-negative int"):
         utils.seed_everything(bad)
 
 
@@ -107,6 +126,9 @@ def test_get_device_returns_the_requested_device():
     assert utils.get_device(torch.device("cpu")) == torch.device("cpu")
 
 
-def test_get_device_defaults_to_cuda_only_when_it_is_available():
-    expected = "cuda" if torch.cuda.is_available() else "cpu"
-    assert utils.get_device().type == expected
+def test_get_device_picks_cuda_exactly_when_torch_reports_it(monkeypatch):
+    # both branches run on any machine: the availability torch reports is what is decided on
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert utils.get_device() == torch.device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert utils.get_device() == torch.device("cpu")

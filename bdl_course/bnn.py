@@ -1,0 +1,138 @@
+"""Model-level utilities for Bayesian networks: every Bayesian layer of a model, its KL, freezing,
+local reparameterisation for a whole model, and posterior samples as ordinary networks.
+
+These act on any ``nn.Module`` that contains :mod:`bdl_course.layers` modules, at any depth
+(torch keeps such helpers apart from its modules too, in ``torch.nn.utils``).
+"""
+from __future__ import annotations
+
+import copy
+from contextlib import contextmanager
+from typing import Iterator, Sequence
+
+import torch
+from torch import nn
+
+from .layers import BayesLayer
+
+__all__ = ["bayes_layers", "frozen", "local_reparam", "total_kl", "num_stochastic", "sample_network",
+           "average_parameters"]
+
+
+def bayes_layers(model: nn.Module) -> list[BayesLayer]:
+    """Every Bayesian layer (:class:`BayesLinear`, :class:`BayesConv2d`) inside ``model``, at any depth."""
+    return [m for m in model.modules() if isinstance(m, BayesLayer)]
+
+
+@contextmanager
+def frozen(model: nn.Module) -> Iterator[nn.Module]:
+    """Within the block every Bayesian layer in ``model`` (see :func:`bayes_layers`) uses its posterior means.
+
+    ``with frozen(model): y = model(x)`` evaluates the *mean network* (deterministic); on leaving
+    the block each layer gets back the frozen state it had before.
+    """
+    layers = bayes_layers(model)
+    before = [layer.frozen for layer in layers]
+    for layer in layers:
+        layer.freeze()
+    try:
+        yield model
+    finally:
+        for layer, was_frozen in zip(layers, before):
+            layer.frozen = was_frozen
+
+
+@contextmanager
+def local_reparam(model: nn.Module, on: bool = True) -> Iterator[nn.Module]:
+    """Within the block every Bayesian layer in ``model`` samples with (``on=True``) or without
+    (``on=False``) the local reparameterisation trick; on leaving it each layer gets back its own setting.
+
+    ``with local_reparam(model, False): curves = model(x.expand(S, *x.shape))`` draws S whole
+    functions (one weight sample shared by all inputs) from a model trained with local noise
+    (TyXe's ``poutine.local_reparameterization`` handler, as a context like :func:`frozen`).
+    """
+    if not isinstance(on, bool):
+        raise TypeError(f"on must be a bool, got {type(on).__name__}")
+    layers = bayes_layers(model)
+    before = [layer.local_reparam for layer in layers]
+    for layer in layers:
+        layer.local_reparam = on
+    try:
+        yield model
+    finally:
+        for layer, was in zip(layers, before):
+            layer.local_reparam = was
+
+
+def total_kl(model: nn.Module) -> torch.Tensor:
+    """Sum of the closed-form KL of every Bayesian layer in ``model``; a scalar (0 if none)."""
+    layers = bayes_layers(model)
+    if not layers:
+        return torch.zeros(())
+    return torch.stack([layer.kl() for layer in layers]).sum()
+
+
+def num_stochastic(model: nn.Module) -> int:
+    """Number of random weights and biases in ``model`` (each (mu, sigma) pair counts once)."""
+    return sum(layer.num_stochastic() for layer in bayes_layers(model))
+
+
+# ---------------------------------------------------------------- posterior samples as ordinary networks
+
+def sample_network(model: nn.Module) -> nn.Module:
+    """One posterior sample of ``model`` as an ordinary, deterministic network.
+
+    A deep copy of ``model`` in which every Bayesian layer (:class:`~bdl_course.layers.BayesLayer`:
+    ``BayesLinear`` and ``BayesConv2d``), at any depth, is replaced by the ordinary torch layer
+    (``nn.Linear``, ``nn.Conv2d``) holding one draw of its weights and biases (see
+    ``BayesLayer.sample_module``; a frozen layer gives its means; a layer used twice stays one
+    shared layer). Other modules are copied unchanged. ``model`` itself is not modified.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if isinstance(model, BayesLayer):
+        return model.sample_module()
+    net = copy.deepcopy(model)
+    drawn: dict[int, nn.Module] = {}
+    visited: set[int] = set()
+
+    def swap(parent: nn.Module) -> None:
+        if id(parent) in visited:
+            return
+        visited.add(id(parent))
+        for name, child in list(parent._modules.items()):  # named_children() would skip a repeated child
+            if child is None:
+                continue
+            if isinstance(child, BayesLayer):
+                if id(child) not in drawn:
+                    drawn[id(child)] = child.sample_module()
+                parent._modules[name] = drawn[id(child)]
+            else:
+                swap(child)
+
+    swap(net)
+    return net
+
+
+def average_parameters(nets: Sequence[nn.Module]) -> nn.Module:
+    """One network whose every parameter is the mean of that parameter over ``nets``.
+
+    ``nets``: networks of one architecture (same parameter names and shapes), e.g. posterior
+    samples from :func:`sample_network`. Returns a new network (a copy of ``nets[0]`` with the
+    averaged parameters); ``nets`` are not modified. Buffers are copied from ``nets[0]``.
+    This averages *weights*; the Bayesian predictive averages *outputs* instead.
+    """
+    nets = list(nets) if not isinstance(nets, nn.Module) else None
+    if not nets:
+        raise ValueError("nets must be a non-empty sequence of networks (not a single network)")
+    shapes = [{name: p.shape for name, p in net.named_parameters()} for net in nets]
+    for i, s in enumerate(shapes[1:], start=1):
+        if s != shapes[0]:
+            raise ValueError(f"nets must share one architecture: nets[{i}] has parameters "
+                             f"{sorted(s)} / shapes differing from nets[0]")
+    mean = copy.deepcopy(nets[0])
+    params = [dict(net.named_parameters()) for net in nets]
+    with torch.no_grad():
+        for name, p in mean.named_parameters():
+            p.copy_(torch.stack([ps[name] for ps in params]).mean(dim=0))
+    return mean
