@@ -9,11 +9,30 @@ def _np(t) -> np.ndarray:
     return t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
 
 
-def predictive_band(ax, x, mean, std, label: str, color: str = "C0", k: float = 2.0) -> None:
-    """A mean curve with a ``mean ± k·std`` band. ``x``, ``mean``, ``std``: ``[M]`` (std, not variance)."""
-    x, mean, std = _np(x), _np(mean), _np(std)
+def predictive_band(ax, x, mean, std=None, label: str | None = None, color: str = "C0", k: float = 2.0,
+                    level: float = 0.95) -> None:
+    """A mean curve with a band. ``x``: ``[M]``.
+
+    ``mean``: a :class:`~bdl_course.predictive.Predictive` at the M inputs (``std`` left out): its
+    mixture mean and its exact central ``level`` interval; or a tensor ``[M]`` of means with
+    ``std`` ``[M]`` (a std, not a variance): the band is ``mean ± k·std``.
+    """
+    from .predictive import Predictive
+
+    if isinstance(mean, Predictive):
+        if std is not None:
+            raise ValueError("std must be left out when mean is a Predictive (it has its own interval)")
+        lo, hi = (_np(t) for t in mean.interval(level))
+        x, mean = _np(x), _np(mean.mean())
+    else:
+        if std is None:
+            raise TypeError("std is required with a tensor of means (or pass a Predictive)")
+        x, mean, std = _np(x), _np(mean), _np(std)
+        lo, hi = mean - k * std, mean + k * std
+    if mean.shape != x.shape:
+        raise ValueError(f"the predictive must be at the {x.shape[0]} points of x, got mean of shape {mean.shape}")
     ax.plot(x, mean, color=color, label=label)
-    ax.fill_between(x, mean - k * std, mean + k * std, color=color, alpha=0.2, linewidth=0)
+    ax.fill_between(x, lo, hi, color=color, alpha=0.2, linewidth=0)
 
 
 def training_data(ax, x, y, label: str = "training data") -> None:

@@ -43,11 +43,40 @@ def test_mc_error_draws_errors_and_a_one_over_sqrt_guide_on_log_axes(ax):
     assert ax.get_legend() is not None
 
 
+def _y_values_at(ax, position):
+    """Every y value drawn by a line that lies within half a box of ``position``."""
+    ys = []
+    for line in ax.lines:
+        xs = np.asarray(line.get_xdata(), dtype=float)
+        if len(xs) and np.all(np.abs(xs - position) < 0.5):
+            ys.extend(np.asarray(line.get_ydata(), dtype=float))
+    return np.array(ys)
+
+
 @pytest.mark.parametrize("with_targets", [False, True])
-def test_sample_boxplots_draws_one_box_per_test_point(ax, with_targets):
-    samples = torch.randn(50, 4)
+def test_sample_boxplots_draws_one_box_per_test_point_at_its_quartiles(ax, with_targets):
+    g = torch.Generator().manual_seed(0)
+    samples = torch.randn(50, 4, generator=g) * torch.tensor([1.0, 2.0, 0.5, 3.0]) + torch.tensor([0.0, 5.0, -2.0, 1.0])
     plots.sample_boxplots(ax, samples, targets=torch.zeros(4) if with_targets else None)
     assert len(ax.get_xticks()) == 4
-    assert len(ax.lines) > 0
+    for k in range(4):  # box k sits at x = k + 1 and spans the quartiles of column k, its median inside
+        drawn = _y_values_at(ax, k + 1)
+        for q in (0.25, 0.5, 0.75):
+            expected = np.quantile(samples[:, k].numpy(), q)
+            assert np.min(np.abs(drawn - expected)) < 1e-5, (k, q)
     assert len(ax.collections) == int(with_targets)
     assert (ax.get_legend() is not None) == with_targets
+
+
+def test_predictive_band_of_a_predictive_draws_its_mean_and_exact_interval(ax):
+    from bdl_course.predictive import Predictive
+
+    x = torch.linspace(0, 1, 5)
+    p = Predictive.gaussian(torch.stack([x, x + 1.0]), 0.3)
+    plots.predictive_band(ax, x, p, label="mixture", level=0.9)
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), (x + 0.5).numpy())
+    lo, hi = p.interval(0.9)
+    ys = ax.collections[0].get_paths()[0].vertices[:, 1]
+    assert ys.min() == pytest.approx(lo.min().item(), abs=1e-6) and ys.max() == pytest.approx(hi.max().item(), abs=1e-6)
+    with pytest.raises(ValueError, match="std must be left out"):
+        plots.predictive_band(ax, x, p, torch.ones(5))

@@ -123,3 +123,39 @@ def test_fit_rejects_x_and_y_of_different_lengths():
 def test_fit_rejects_non_positive_epochs_and_batch_size(kwargs):
     with pytest.raises(ValueError):
         train.fit(models.mlp(1, 4, 1), *_line(), _mse, progress=False, **kwargs)
+
+
+# ---------------------------------------------------------------- progress bars and TQDM_DISABLE
+
+@pytest.mark.parametrize("env, progress, hidden", [
+    (None, None, False), (None, True, False), (None, False, True),
+    ("1", None, True), ("1", True, True), ("true", True, True), ("0", True, False), ("", None, False),
+])
+def test_tqdm_disable_in_the_environment_wins_over_progress_true(monkeypatch, env, progress, hidden):
+    if env is None:
+        monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    else:
+        monkeypatch.setenv("TQDM_DISABLE", env)
+    assert train.progress_disabled(progress) is hidden
+
+
+@pytest.mark.filterwarnings("ignore::bdl_course.ensembles.MemberFailedWarning")  # one epoch: not the point here
+@pytest.mark.parametrize("fitter", ["fit", "fit_ensemble"])
+def test_fit_and_fit_ensemble_hand_the_bar_the_environments_choice(monkeypatch, fitter):
+    from bdl_course import ensembles
+
+    seen = []
+    real = train.tqdm
+
+    def recording(*args, **kwargs):
+        seen.append(kwargs.get("disable"))
+        return real(*args, **kwargs)
+    monkeypatch.setattr(train, "tqdm", recording)
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    x, y = _line(8)
+    if fitter == "fit":
+        train.fit(models.mlp(1, 3, 1), x, y, _mse, epochs=1, batch_size=4, progress=True)
+    else:
+        model = ensembles.GaussianEnsemble(2, 1, 3)
+        ensembles.fit_ensemble(model, x, y, epochs=1, batch_size=4, progress=True, on_failure="warn")
+    assert seen == [True]
