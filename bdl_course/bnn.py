@@ -16,7 +16,7 @@ from torch import nn
 from .layers import BayesLayer
 
 __all__ = ["bayes_layers", "frozen", "local_reparam", "total_kl", "num_stochastic", "sample_network",
-           "average_parameters"]
+           "average_parameters", "prune_by_snr"]
 
 
 def bayes_layers(model: nn.Module) -> list[BayesLayer]:
@@ -136,3 +136,37 @@ def average_parameters(nets: Sequence[nn.Module]) -> nn.Module:
         for name, p in mean.named_parameters():
             p.copy_(torch.stack([ps[name] for ps in params]).mean(dim=0))
     return mean
+
+
+def prune_by_snr(model: nn.Module, fraction: float, largest: bool = False) -> nn.Module:
+    """A frozen copy of ``model`` with the weights of lowest (or, ``largest=True``, highest)
+    signal-to-noise ratio ``|weight_mu| / weight_sigma`` set to 0 (Blundell et al., 2015, §5.1).
+
+    The ``floor(fraction * P)`` weights are ranked globally over every Bayesian layer, where P is
+    the number of weights of all of them together (biases are neither ranked nor pruned). Every
+    Bayesian layer of the copy is frozen, so it predicts with its (pruned) mean weights.
+    ``model`` itself is not modified. ``fraction``: a number in [0, 1].
+    """
+    import math
+
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(fraction, (int, float)) or isinstance(fraction, bool):
+        raise TypeError(f"fraction must be a number in [0, 1], got {type(fraction).__name__}")
+    if not 0 <= fraction <= 1:
+        raise ValueError(f"fraction must be in [0, 1] (the share of weights to prune), got {fraction!r}")
+    if not isinstance(largest, bool):
+        raise TypeError(f"largest must be a bool, got {type(largest).__name__}")
+    pruned = copy.deepcopy(model)
+    layers = bayes_layers(pruned)
+    if not layers:
+        raise ValueError("model has no Bayesian layers: there is no signal-to-noise ratio to prune by")
+    with torch.no_grad():
+        snr = torch.cat([(layer.weight_mu.abs() / layer.weight_sigma).flatten() for layer in layers])
+        k = math.floor(fraction * snr.numel())
+        drop = torch.zeros(snr.numel(), dtype=torch.bool, device=snr.device)
+        drop[snr.argsort(descending=largest)[:k]] = True
+        for layer, d in zip(layers, drop.split([layer.weight_mu.numel() for layer in layers])):
+            layer.weight_mu[d.view_as(layer.weight_mu)] = 0.0
+            layer.freeze()
+    return pruned

@@ -280,4 +280,101 @@ def rejection_accuracy(probs: torch.Tensor, labels: torch.Tensor, uncertainty: t
     return kept_correct[kept.to(correct.device)].cpu() / kept
 
 
+
+# ---------------------------------------------------------------- recalibration and distribution-free intervals
+
+def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """Temperature scaling (Guo et al., 2017): the ``T > 0`` minimising the mean NLL of ``softmax(logits / T)``.
+
+    ``logits``: ``[N, C]`` (log-probabilities give the same optimum); ``labels``: ``[N]`` integer
+    classes, e.g. of a validation split. Computed in float64: a grid over ``log T`` in [-4, 4]
+    (T from 0.018 to 55), then a golden-section search in the best grid cell to ``|log T - log T*| < 1e-4``.
+    """
+    import torch.nn.functional as F
+
+    check_tensor("logits", logits, ndim=2)
+    if logits.shape[1] < 2 or logits.shape[0] == 0:
+        raise ValueError(f"logits must have shape [N, C] with N >= 1 and C >= 2, got {tuple(logits.shape)}")
+    _check_labels(labels, logits.shape[0], logits.shape[1])
+    z, y = logits.detach().double(), labels.long().to(logits.device)
+
+    def nll(log_t: float) -> float:
+        return F.cross_entropy(z / math.exp(log_t), y).item()
+
+    grid = [-4 + 0.05 * i for i in range(161)]
+    best = min(range(len(grid)), key=lambda i: nll(grid[i]))
+    lo, hi = grid[max(best - 1, 0)], grid[min(best + 1, len(grid) - 1)]
+    ratio = (math.sqrt(5) - 1) / 2
+    a, b = hi - ratio * (hi - lo), lo + ratio * (hi - lo)
+    fa, fb = nll(a), nll(b)
+    while hi - lo > 1e-4:
+        if fa < fb:
+            hi, b, fb = b, a, fa
+            a = hi - ratio * (hi - lo)
+            fa = nll(a)
+        else:
+            lo, a, fa = a, b, fb
+            b = lo + ratio * (hi - lo)
+            fb = nll(b)
+    return math.exp((lo + hi) / 2)
+
+
+def split_conformal(input_cal: torch.Tensor, target_cal: torch.Tensor, input_test: torch.Tensor,
+                    target_test: torch.Tensor, level: float = 0.95) -> tuple[float, float]:
+    """Split-conformal regression interval (Vovk et al., 2005; Angelopoulos & Bates, 2021).
+
+    Scores ``s_i = |target_cal - input_cal|`` on n calibration points (``input``: predicted means);
+    ``q`` is the ``k``-th smallest score with ``k = ceil((n + 1) * level)`` (``inf`` if ``k > n``), so
+    ``input ± q`` covers a new point with probability >= ``level`` (marginally, over calibration and
+    test draws). Returns ``(q, coverage)``: coverage is the fraction of test points with
+    ``|target_test - input_test| <= q``. ``level`` is read as the decimal it is written as
+    (0.95 is 19/20), so ``k`` is exact.
+    """
+    from fractions import Fraction
+
+    for name, t in (("input_cal", input_cal), ("target_cal", target_cal), ("input_test", input_test),
+                    ("target_test", target_test)):
+        check_tensor(name, t, ndim=1)
+    if input_cal.shape != target_cal.shape or input_cal.numel() == 0:
+        raise ValueError(f"input_cal and target_cal must be non-empty with one shape, got "
+                         f"{tuple(input_cal.shape)} and {tuple(target_cal.shape)}")
+    if input_test.shape != target_test.shape or input_test.numel() == 0:
+        raise ValueError(f"input_test and target_test must be non-empty with one shape, got "
+                         f"{tuple(input_test.shape)} and {tuple(target_test.shape)}")
+    if not (isinstance(level, float) and 0 < level < 1):
+        raise ValueError(f"level must be a float in (0, 1), e.g. 0.95, got {level!r}")
+    scores = (target_cal - input_cal).abs().sort().values
+    n = scores.numel()
+    k = math.ceil((n + 1) * Fraction(repr(level)))
+    q = math.inf if k > n else scores[k - 1].item()
+    coverage = ((target_test - input_test).abs() <= q).double().mean().item()
+    return q, coverage
+
+
+def oob_gaussian_nll(forest, x_train, y_train, x_test, y_test) -> float:
+    """Held-out Gaussian NLL of a random forest whose spread is estimated from training rows only.
+
+    ``forest``: a fitted ``sklearn.ensemble.RandomForestRegressor`` with ``oob_score=True``. The
+    noise variance is ``s2 = mean((y_train - forest.oob_prediction_)^2)``: each training row's
+    residual under the trees that did not see it. Returns the mean over test rows of
+    ``0.5 log(2 pi s2) + (y_test - forest.predict(x_test))^2 / (2 s2)``. Arrays: NumPy or tensors;
+    ``x_train`` is checked (one row per target) for a uniform signature, not used.
+    """
+    import numpy as np
+
+    if not hasattr(forest, "oob_prediction_"):
+        raise ValueError("forest must be a fitted RandomForestRegressor with oob_score=True "
+                         "(it has no oob_prediction_)")
+    as_np = (lambda a: a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a))
+    x_train, y_train, x_test, y_test = map(as_np, (x_train, y_train, x_test, y_test))
+    if len(x_train) != len(y_train) or len(forest.oob_prediction_) != len(y_train):
+        raise ValueError(f"x_train ({len(x_train)} rows), y_train ({len(y_train)}) and the forest's "
+                         f"out-of-bag predictions ({len(forest.oob_prediction_)}) must have one row per target")
+    if len(x_test) != len(y_test) or len(y_test) == 0:
+        raise ValueError(f"x_test and y_test must be non-empty with one row per target, got {len(x_test)} and {len(y_test)}")
+    s2 = float(np.mean((y_train - forest.oob_prediction_) ** 2))
+    residual = y_test - forest.predict(x_test)
+    return float(np.mean(0.5 * np.log(2 * np.pi * s2) + residual ** 2 / (2 * s2)))
+
+
 from .predictive import uncertainty_decomposition  # noqa: E402,F401  (old home, see /tmp/bdl_api.md)

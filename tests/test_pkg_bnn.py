@@ -64,3 +64,44 @@ def test_without_local_reparam_one_weight_sample_is_shared_by_all_inputs():
     assert layer(x).unique().numel() == 5  # every row its own noise
     with bnn.local_reparam(layer, False):
         assert layer(x).unique().numel() == 1  # one weight for the whole batch
+
+
+# ---------------------------------------------------------------- pruning by signal-to-noise ratio
+
+def _two_layer_net():
+    net = nn.Sequential(BayesLinear(2, 2), nn.ReLU(), BayesLinear(2, 1))
+    with torch.no_grad():
+        net[0].weight_mu.copy_(torch.tensor([[1.0, -4.0], [0.5, 2.0]]))
+        net[0].weight_rho.copy_(torch.log(torch.expm1(torch.tensor([[1.0, 1.0], [1.0, 0.1]]))))  # snr 1, 4, 0.5, 20
+        net[2].weight_mu.copy_(torch.tensor([[3.0, -0.2]]))
+        net[2].weight_rho.copy_(torch.log(torch.expm1(torch.tensor([[1.0, 1.0]]))))  # snr 3, 0.2
+    return net
+
+
+@pytest.mark.parametrize("fraction, largest, zeroed", [
+    (0.0, False, []), (0.34, False, [(2, 0, 1), (0, 1, 0)]), (0.5, False, [(2, 0, 1), (0, 1, 0), (0, 0, 0)]),
+    (0.34, True, [(0, 1, 1), (0, 0, 1)]), (1.0, False, "all"),
+])
+def test_prune_by_snr_zeroes_the_global_lowest_or_highest_snr_weights_of_a_frozen_copy(fraction, largest, zeroed):
+    net = _two_layer_net()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    pruned = bnn.prune_by_snr(net, fraction, largest=largest)
+    for k, v in net.state_dict().items():  # the model itself is untouched
+        torch.testing.assert_close(v, before[k])
+    assert all(layer.frozen for layer in bnn.bayes_layers(pruned))
+    for layer_index in (0, 2):
+        mu, original = pruned[layer_index].weight_mu, net[layer_index].weight_mu
+        for i in range(mu.shape[0]):
+            for j in range(mu.shape[1]):
+                dropped = zeroed == "all" or (layer_index, i, j) in zeroed
+                assert mu[i, j].item() == (0.0 if dropped else original[i, j].item())
+        torch.testing.assert_close(pruned[layer_index].bias_mu, net[layer_index].bias_mu)  # biases stay
+
+
+def test_prune_by_snr_rejects_a_fraction_outside_0_1_and_a_model_without_bayesian_layers():
+    with pytest.raises(ValueError, match="fraction"):
+        bnn.prune_by_snr(_two_layer_net(), 1.5)
+    with pytest.raises(TypeError, match="fraction"):
+        bnn.prune_by_snr(_two_layer_net(), "half")
+    with pytest.raises(ValueError, match="no Bayesian layers"):
+        bnn.prune_by_snr(nn.Linear(2, 2), 0.5)
