@@ -10,21 +10,36 @@ STAMP := $(VENV)/.bdl-installed
 WHEELS ?= /opt/wheels
 FIND_LINKS := $(if $(wildcard $(WHEELS)/*.whl),--find-links $(WHEELS),)
 
-# Keep Jupyter, IPython and matplotlib caches out of ~ (notebook kernels draw inline).
-export JUPYTER_RUNTIME_DIR := $(CURDIR)/build/jupyter/runtime
-export IPYTHONDIR := $(CURDIR)/build/jupyter/ipython
-export MPLCONFIGDIR := $(CURDIR)/build/jupyter/matplotlib
+# Keep Jupyter, JupyterLab, IPython and matplotlib settings and caches out of ~ (notebook
+# kernels draw inline); the folders are made below, before any target runs.
+JUPYTER := $(CURDIR)/build/jupyter
+export JUPYTER_CONFIG_DIR := $(JUPYTER)/config
+export JUPYTER_DATA_DIR := $(JUPYTER)/data
+export JUPYTER_RUNTIME_DIR := $(JUPYTER)/runtime
+export JUPYTERLAB_SETTINGS_DIR := $(JUPYTER)/lab/user-settings
+export JUPYTERLAB_WORKSPACES_DIR := $(JUPYTER)/lab/workspaces
+export IPYTHONDIR := $(JUPYTER)/ipython
+export MPLCONFIGDIR := $(JUPYTER)/matplotlib
 export PYTHONHASHSEED := 0
+$(shell mkdir -p $(JUPYTER_CONFIG_DIR) $(JUPYTER_DATA_DIR) $(JUPYTER_RUNTIME_DIR) $(IPYTHONDIR) $(MPLCONFIGDIR))
 
 SUBMISSIONS ?= submitted
-LESSONS := $(sort $(notdir $(wildcard solutions/[0-9]*)))
+TIMEOUT ?= 300
+# the one rule for what a lesson is: tools/nbcourse.py lessons() (standard library only)
+LESSONS = $(shell $(PYTHON3) tools/nbcourse.py)
+# JupyterLab refuses to start as root unless told; a laptop user is not root
+LAB_ARGS := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: help course test lab release grade bench clean
+.PHONY: help course test test-browser lab instructor release grade bench clean
 
 help:
 	@echo "make course   run every lesson headless, print a table of run times and results"
-	@echo "make test     every test: package, release in sync, grading, notebooks"
-	@echo "make lab      JupyterLab on lessons/"
+	@echo "              (TIMEOUT=seconds per cell, default 300)"
+	@echo "make test     every test: package, release in sync, grading, notebooks, Colab, browser"
+	@echo "make test-browser  only the browser test (JupyterLab in headless Chromium)"
+	@echo "make lab      JupyterLab on lessons/ (students)"
+	@echo "make instructor  JupyterLab on solutions/ with nbgrader's toolbar and Formgrader,"
+	@echo "              its gradebook and exchange in build/instructor/"
 	@echo "make release  regenerate lessons/ from solutions/ with nbgrader"
 	@echo "make grade    autograde SUBMISSIONS=folder (folder/<student>/<lesson>/<lesson>.ipynb)"
 	@echo "make bench    benchmarks, printed as a table"
@@ -40,13 +55,28 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 course: $(STAMP)
-	$(PY) tools/run_lessons.py $(LESSONS)
+	$(PY) tools/run_lessons.py --timeout $(TIMEOUT) $(LESSONS)
 
 test: $(STAMP)
 	$(PY) -m pytest tests
 
+test-browser: $(STAMP)
+	$(PY) -m pytest tests/test_browser.py
+
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab lessons
+	$(VENV)/bin/jupyter lab $(LAB_ARGS) lessons
+
+# nbgrader keeps its gradebook and exchange in the course root: here a scratch course whose
+# source is a link to solutions/ (edits land in the repository) and whose release folder is
+# scratch (`make release` makes the real one, with the tags Run All needs).
+INSTRUCTOR := $(CURDIR)/build/instructor
+instructor: $(STAMP)
+	mkdir -p $(INSTRUCTOR)/exchange
+	ln -sfn $(CURDIR)/solutions $(INSTRUCTOR)/solutions
+	cp nbgrader_config.py $(INSTRUCTOR)/nbgrader_config.py
+	printf '\n# make instructor: a scratch exchange beside the scratch gradebook\nc.Exchange.root = "%s"\n' \
+	    "$(INSTRUCTOR)/exchange" >> $(INSTRUCTOR)/nbgrader_config.py
+	cd $(INSTRUCTOR) && $(CURDIR)/$(VENV)/bin/jupyter lab $(LAB_ARGS)
 
 release: $(STAMP)
 	$(PY) tools/release.py $(LESSONS)
