@@ -2,8 +2,8 @@
 
 SETUP rebuilds what the test cells read from the lesson: its data and features (float64, as in
 the notebook) and the lesson's own ``log_evidence`` cell, read from the solution notebook so it
-cannot drift. The default dtype is left alone (float32), so the test cells are also checked
-with inputs of either precision.
+cannot drift. Like the lesson, it computes in float64 by default; the hidden tests also pass
+float32 inputs.
 """
 from pathlib import Path
 
@@ -17,6 +17,7 @@ import math
 import warnings
 import torch
 import bdl_course as bdl
+torch.set_default_dtype(torch.float64)  # as the lesson does (the harness restores it afterwards)
 noise_std = 0.25
 x, y = bdl.data.make_gap_regression(n=40, noise_std=noise_std, seed=0)
 centers = torch.linspace(-3, 3, 12)
@@ -172,12 +173,17 @@ def mc_log_predictive(y, means, noise_std):
     ell = torch.distributions.Normal(means, noise_std).log_prob(y)
     return torch.logsumexp(ell, 0) - math.log(means.shape[1])
 ''', {"mc_tests": 0, "mc_hidden": 0}),
+            # the course's mixture log-density (forbidden)
+            ('''
+def mc_log_predictive(y, means, noise_std):
+    return bdl.predictive.gaussian_mixture_log_prob(means, torch.full_like(means, noise_std), y)
+''', {"mc_tests": 0, "mc_hidden": 0}),
             # the course's logmeanexp (forbidden)
             ('''
 def mc_log_predictive(y, means, noise_std):
-    return bdl.predict.logmeanexp(torch.distributions.Normal(means, noise_std).log_prob(y), 0)
+    return bdl.predictive.logmeanexp(torch.distributions.Normal(means, noise_std).log_prob(y), 0)
 ''', {"mc_tests": 0, "mc_hidden": 0}),
-            # the course's mixture density, which computes the same answer (forbidden)
+            # the old mixture density in bdl.ensembles, which computes the same answer (forbidden)
             ('''
 def mc_log_predictive(y, means, noise_std):
     return bdl.ensembles.mixture_log_prob(y, means, torch.full_like(means, noise_std))
