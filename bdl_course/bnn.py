@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from .layers import BayesLayer
+from .utils import temporarily
 
 __all__ = ["bayes_layers", "frozen", "local_reparam", "total_kl", "num_stochastic", "sample_network",
            "average_parameters", "prune_by_snr"]
@@ -31,15 +32,8 @@ def frozen(model: nn.Module) -> Iterator[nn.Module]:
     ``with frozen(model): y = model(x)`` evaluates the *mean network* (deterministic); on leaving
     the block each layer gets back the frozen state it had before.
     """
-    layers = bayes_layers(model)
-    before = [layer.frozen for layer in layers]
-    for layer in layers:
-        layer.freeze()
-    try:
+    with temporarily(bayes_layers(model), "frozen", True):
         yield model
-    finally:
-        for layer, was_frozen in zip(layers, before):
-            layer.frozen = was_frozen
 
 
 @contextmanager
@@ -53,15 +47,8 @@ def local_reparam(model: nn.Module, on: bool = True) -> Iterator[nn.Module]:
     """
     if not isinstance(on, bool):
         raise TypeError(f"on must be a bool, got {type(on).__name__}")
-    layers = bayes_layers(model)
-    before = [layer.local_reparam for layer in layers]
-    for layer in layers:
-        layer.local_reparam = on
-    try:
+    with temporarily(bayes_layers(model), "local_reparam", on):
         yield model
-    finally:
-        for layer, was in zip(layers, before):
-            layer.local_reparam = was
 
 
 def total_kl(model: nn.Module) -> torch.Tensor:

@@ -126,18 +126,9 @@ def accuracy(input: torch.Tensor, target: torch.Tensor) -> float:
         input = input.probs()
     scores, labels = input, target
     check_tensor("input", scores, ndim=2)
-    if not isinstance(labels, torch.Tensor) or labels.dtype.is_floating_point:
-        raise TypeError(f"target must be a 1-D integer tensor of classes, got {labels!r:.80}")
-    if labels.dim() != 1:
-        raise ValueError(f"target must be a 1-D integer tensor of classes, got shape {tuple(labels.shape)}")
-    if labels.shape[0] != scores.shape[0]:
-        raise ValueError(f"input [N, C] and target [N] must have the same N, "
-                         f"got {tuple(scores.shape)} and {tuple(labels.shape)}")
-    if labels.numel() == 0:
+    if scores.shape[0] == 0:
         raise ValueError("input and target are empty; accuracy needs at least one example")
-    if labels.min() < 0 or labels.max() >= scores.shape[1]:
-        raise ValueError(f"target must lie in [0, {scores.shape[1]}) for {scores.shape[1]} classes, "
-                         f"got values from {labels.min().item()} to {labels.max().item()}")
+    _check_labels(labels, scores.shape[0], scores.shape[1], name="target")
     return (scores.argmax(dim=1) == labels).float().mean().item()
 
 
@@ -154,15 +145,17 @@ def _check_probs(name: str, probs: torch.Tensor, ndim: int) -> torch.Tensor:
     return probs
 
 
-def _check_labels(labels: torch.Tensor, n: int, n_classes: int) -> torch.Tensor:
+def _check_labels(labels: torch.Tensor, n: int, n_classes: int, name: str = "labels") -> torch.Tensor:
     if not isinstance(labels, torch.Tensor) or labels.dtype.is_floating_point or labels.dtype == torch.bool:
-        raise TypeError(f"labels must be a 1-D integer tensor of classes, got {labels!r:.80}")
+        raise TypeError(f"{name} must be a 1-D integer tensor of classes, got {labels!r:.80}")
     if labels.dim() != 1:
-        raise ValueError(f"labels must be a 1-D integer tensor of classes, got shape {tuple(labels.shape)}")
+        raise ValueError(f"{name} must be a 1-D integer tensor of classes, got shape {tuple(labels.shape)}")
     if labels.shape[0] != n:
-        raise ValueError(f"labels must have one entry per example ({n}), got shape {tuple(labels.shape)}")
+        raise ValueError(f"{name} must have one entry per example of the input [N, C] (N = {n}), "
+                         f"got shape {tuple(labels.shape)}")
     if labels.min() < 0 or labels.max() >= n_classes:
-        raise ValueError(f"labels must lie in [0, {n_classes}), got values from {labels.min().item()} to {labels.max().item()}")
+        raise ValueError(f"{name} must lie in [0, {n_classes}) for {n_classes} classes, "
+                         f"got values from {labels.min().item()} to {labels.max().item()}")
     return labels
 
 

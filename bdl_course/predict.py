@@ -16,7 +16,7 @@ from torch import nn
 
 from . import likelihoods  # noqa: F401  (loads bdl.likelihoods with the package; the producers' partner)
 from .predictive import Predictive, logmeanexp, variance_decomposition  # noqa: F401 (old homes, see /tmp/bdl_api.md)
-from .utils import check_int, check_tensor
+from .utils import check_int, check_tensor, temporarily
 
 __all__ = ["predictive", "mc_dropout", "MCDropout", "eval_mode", "sample_predictions", "sample_predictions_loop",
            "summarize"]
@@ -26,17 +26,8 @@ __all__ = ["predictive", "mc_dropout", "MCDropout", "eval_mode", "sample_predict
 def eval_mode(model: nn.Module, keep_on: tuple[type, ...] = ()) -> Iterator[nn.Module]:
     """Within the block every module of ``model`` is in eval mode, except those of the types in
     ``keep_on`` (put in train mode); on leaving it every module gets back its own mode."""
-    modules = list(model.modules())
-    before = [m.training for m in modules]
-    model.eval()
-    for m in modules:
-        if keep_on and isinstance(m, keep_on):
-            m.train()
-    try:
+    with temporarily(model.modules(), "training", lambda m: bool(keep_on) and isinstance(m, keep_on)):
         yield model
-    finally:
-        for m, was in zip(modules, before):
-            m.training = was
 
 
 def _check_x(x) -> None:
@@ -107,6 +98,9 @@ class MCDropout(nn.Module):
         super().__init__()
         if not isinstance(net, nn.Module):
             raise TypeError(f"net must be a torch.nn.Module, got {type(net).__name__}")
+        if hasattr(net, "predictive"):
+            raise TypeError(f"{type(net).__name__} has its own predictive(x, likelihood, n_samples); for MC dropout "
+                            f"inside it call that with n_samples > 1")
         if not any(isinstance(m, nn.modules.dropout._DropoutNd) for m in net.modules()):
             raise ValueError("net contains no nn.Dropout module: every MC dropout sample would be the same "
                              "network; add nn.Dropout(p) layers (e.g. after each hidden activation)")
@@ -124,10 +118,6 @@ class MCDropout(nn.Module):
         if likelihood is None or not callable(getattr(likelihood, "predictive", None)):
             raise TypeError(f"likelihood must be a bdl_course.likelihoods object, got {type(likelihood).__name__}")
         with eval_mode(self.net, keep_on=(nn.modules.dropout._DropoutNd,)):
-            if hasattr(self.net, "predictive"):  # e.g. an ensemble of dropout networks
-                parts = [self.net.predictive(x, likelihood, n_samples=1, batch_size=batch_size)
-                         for _ in range(n_samples)]
-                return Predictive.cat(parts)
             out = _forward_in_batches(self.net, x, n_samples, batch_size)
         return likelihood.predictive(out)
 

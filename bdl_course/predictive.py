@@ -47,6 +47,15 @@ def logmeanexp(t: torch.Tensor, dim: int = 0) -> torch.Tensor:
     return torch.logsumexp(t, dim=dim) - math.log(t.shape[dim])
 
 
+def _check_components(loc: torch.Tensor, scale: torch.Tensor) -> None:
+    check_tensor("loc", loc)
+    check_tensor("scale", scale)
+    if loc.dim() == 0 or loc.shape != scale.shape:
+        raise ValueError(f"loc and scale must have the same shape [S, ...], "
+                         f"got {tuple(loc.shape)} and {tuple(scale.shape)}")
+    check_positive("scale", scale)
+
+
 def variance_decomposition(loc: torch.Tensor, scale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Split the variance of S Gaussian predictions by the law of total variance (regression).
 
@@ -58,12 +67,7 @@ def variance_decomposition(loc: torch.Tensor, scale: torch.Tensor) -> tuple[torc
 
     Their sum is the variance of the uniform mixture ``(1/S) sum_s N(loc_s, scale_s^2)``.
     """
-    check_tensor("loc", loc)
-    check_tensor("scale", scale)
-    if loc.dim() == 0 or loc.shape != scale.shape:
-        raise ValueError(f"loc and scale must have the same shape [S, ...], "
-                         f"got {tuple(loc.shape)} and {tuple(scale.shape)}")
-    check_positive("scale", scale)
+    _check_components(loc, scale)
     aleatoric = (scale ** 2).mean(dim=0)
     epistemic = ((loc - loc.mean(dim=0)) ** 2).mean(dim=0)
     return aleatoric, epistemic
@@ -94,13 +98,8 @@ def gaussian_mixture_log_prob(loc: torch.Tensor, scale: torch.Tensor, target: to
 
     ``loc``, ``scale``: ``[S, ...]`` (scale a std); ``target``: ``[...]``. Returns ``[...]``.
     """
-    check_tensor("loc", loc)
-    check_tensor("scale", scale)
+    _check_components(loc, scale)
     check_tensor("target", target)
-    if loc.dim() == 0 or loc.shape != scale.shape:
-        raise ValueError(f"loc and scale must have the same shape [S, ...], "
-                         f"got {tuple(loc.shape)} and {tuple(scale.shape)}")
-    check_positive("scale", scale)
     if target.shape != loc.shape[1:]:
         raise ValueError(f"target must have shape {tuple(loc.shape[1:])} (loc without its component axis), "
                          f"got {tuple(target.shape)}")

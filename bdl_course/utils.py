@@ -7,6 +7,8 @@ Convention for every public function of the package: a value of the wrong *type*
 from __future__ import annotations
 
 import random
+from contextlib import contextmanager
+from typing import Iterable, Iterator
 
 import numpy as np
 import torch
@@ -76,3 +78,18 @@ def check_int(name: str, value, minimum: int = 1) -> int:
     if value < minimum:
         raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
     return value
+
+
+@contextmanager
+def temporarily(objects: Iterable, name: str, value) -> Iterator[None]:
+    """Within the block attribute ``name`` of every object is ``value`` (or ``value(obj)`` if
+    ``value`` is callable); on leaving it, even by an exception, each object gets back its own."""
+    objects = list(objects)
+    before = [getattr(obj, name) for obj in objects]
+    try:
+        for obj in objects:
+            setattr(obj, name, value(obj) if callable(value) else value)
+        yield
+    finally:
+        for obj, old in zip(objects, before):
+            setattr(obj, name, old)

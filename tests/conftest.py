@@ -16,6 +16,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
@@ -35,6 +36,21 @@ os.environ["OMP_NUM_THREADS"] = "1"
 
 if not os.environ.get("BDL_COURSE_DATA") and (ROOT.parent / "shared" / "data").is_dir():
     os.environ["BDL_COURSE_DATA"] = str(ROOT.parent / "shared" / "data")
+
+
+# ---------------------------------------------------------------- helpers of the package's unit tests
+
+F64 = torch.float64
+
+
+def randomised(layer, seed: int = 0, rho_shift: float = 0.0):
+    """Give every parameter of ``layer`` a distinct random value (so sums cannot agree by symmetry);
+    ``rho_shift`` moves the rho parameters (``sigma = softplus(rho)``), e.g. -1.0 for smaller stds."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in layer.named_parameters():
+            p.copy_(torch.randn(p.shape, generator=g, dtype=p.dtype) + (rho_shift if name.endswith("rho") else 0.0))
+    return layer
 
 
 def nbgrader_meta(cell) -> dict:

@@ -7,8 +7,7 @@ import torch
 from torch.distributions import MultivariateNormal
 
 from bdl_course import conjugate
-
-F64 = torch.float64
+from conftest import F64
 
 
 @pytest.fixture

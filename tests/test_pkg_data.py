@@ -1,12 +1,17 @@
-"""Specification of bdl_course.data: toy data, the verified Wine Quality loader, splits, scaling."""
+"""Specification of bdl_course.data: toy generators, the Wine Quality loader, splits and scaling, images and their shifts, the UCI protocol."""
+import math
+import sys
+import types
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from bdl_course import data
 from bdl_course.data import DataError
+
 
 # the verified offline copies: $BDL_COURSE_DATA (tests/conftest.py points it beside the checkout
 # when unset), so a clone elsewhere still runs these tests when the variable is given
@@ -278,3 +283,195 @@ def test_standardizer_leaves_a_constant_column_unscaled_instead_of_dividing_by_z
 def test_standardizer_needs_at_least_two_rows():
     with pytest.raises(ValueError, match="at least 2 rows"):
         data.Standardizer.fit(torch.zeros(1, 3))
+
+
+# ---------------------------------------------------------------- data
+
+def test_sine_regression_has_sorted_inputs_in_range_and_the_requested_noise():
+    x, y = data.make_sine_regression(n=2000, noise_std=0.2, seed=0, low=-1.0, high=2.0)
+    assert x.shape == y.shape == (2000,) and x.dtype == torch.float32
+    assert torch.all(x[1:] >= x[:-1]) and x.min() >= -1.0 and x.max() <= 2.0
+    assert (y - torch.sin(x)).std().item() == pytest.approx(0.2, rel=0.1)
+
+
+def test_sine_regression_is_seeded_by_its_argument_only():
+    torch.manual_seed(1)
+    a = data.make_sine_regression(n=10, seed=3)
+    torch.manual_seed(2)
+    b = data.make_sine_regression(n=10, seed=3)
+    assert all(torch.equal(u, v) for u, v in zip(a, b))
+    assert not torch.equal(a[0], data.make_sine_regression(n=10, seed=4)[0])
+
+
+@pytest.mark.parametrize("kwargs, name", [(dict(n=0), "n"), (dict(noise_std=0.0), "noise_std"),
+                                          (dict(low=1.0, high=1.0), "low < high")])
+def test_sine_regression_rejects_bad_arguments(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        data.make_sine_regression(**kwargs)
+
+
+def test_load_iris_returns_150_flowers_4_measurements_3_balanced_classes():
+    x, y = data.load_iris()
+    assert x.shape == (150, 4) and x.dtype == torch.float32
+    assert y.shape == (150,) and y.dtype == torch.int64
+    assert y.bincount().tolist() == [50, 50, 50]
+    assert torch.isfinite(x).all() and (x > 0).all()  # lengths in cm
+
+
+CLUSTERS = dict(fractions=(0.3, 0.4, 0.3), offsets=(-2.5, 0.0, 2.5), spreads=(0.75, 0.75, 0.75),
+                noise_stds=(0.1, 0.45, 0.25))
+
+
+# ---------------------------------------------------------------- make_cluster_regression
+
+def test_cluster_regression_returns_sorted_inputs_targets_and_cluster_labels():
+    x, y, c = data.make_cluster_regression(500, **CLUSTERS, seed=0)
+    assert x.shape == y.shape == c.shape == (500,)
+    assert x.dtype == y.dtype == torch.float32 and c.dtype == torch.int64
+    assert torch.all(x[1:] >= x[:-1])
+    assert torch.equal(c, torch.sort(c).values)  # clusters are ordered along x, so labels follow
+
+
+def test_cluster_sizes_follow_the_fractions_and_add_up_to_n():
+    _, _, c = data.make_cluster_regression(101, fractions=(0.5, 0.25, 0.25), offsets=(0, 3, 6),
+                                           spreads=(1, 1, 1), noise_stds=(1, 1, 1))
+    counts = torch.bincount(c).tolist()
+    assert counts == [51, 25, 25]  # 50.5, 25.25, 25.25: the leftover point goes to the largest remainder
+
+
+def test_each_cluster_stays_within_its_range_and_has_its_own_noise_level():
+    x, y, c = data.make_cluster_regression(30000, **CLUSTERS, seed=3)
+    for k, (o, s, noise) in enumerate(zip(CLUSTERS["offsets"], CLUSTERS["spreads"], CLUSTERS["noise_stds"])):
+        xk, yk = x[c == k], y[c == k]
+        assert xk.min() >= o - s and xk.max() <= o + s
+        assert xk.min() < o - 0.95 * s and xk.max() > o + 0.95 * s  # uniform over the whole range
+        residual_std = (yk - data.gap_function(xk)).std().item()
+        assert residual_std == pytest.approx(noise, rel=0.05)
+    # nothing in the gaps
+    assert not ((x > -1.75) & (x < -0.75)).any() and not ((x > 0.75) & (x < 1.75)).any()
+
+
+def test_cluster_regression_is_seeded_and_leaves_the_global_generator_alone():
+    torch.manual_seed(0)
+    before = torch.rand(1)
+    torch.manual_seed(0)
+    a = data.make_cluster_regression(50, **CLUSTERS, seed=7)
+    assert torch.equal(torch.rand(1), before)
+    b = data.make_cluster_regression(50, **CLUSTERS, seed=7)
+    c = data.make_cluster_regression(50, **CLUSTERS, seed=8)
+    assert all(torch.equal(u, v) for u, v in zip(a, b))
+    assert not torch.equal(a[1], c[1])
+
+
+@pytest.mark.parametrize("change, match", [
+    (dict(fractions=(0.5, 0.4, 0.3)), "fractions"),
+    (dict(fractions=(1.2, -0.2, 0.0)), "fractions"),
+    (dict(offsets=(0.0, 1.0)), "one entry per cluster"),
+    (dict(offsets=(-2.5, 0.0, 1.0)), "gap"),        # clusters 1 and 2 overlap
+    (dict(offsets=(2.5, 0.0, -2.5)), "gap"),        # not increasing
+    (dict(noise_stds=(0.1, 0.0, 0.2)), "noise_stds"),
+    (dict(spreads=(0.75, -1.0, 0.75)), "spreads"),
+])
+def test_cluster_regression_rejects_bad_cluster_definitions(change, match):
+    with pytest.raises(ValueError, match=match):
+        data.make_cluster_regression(100, **{**CLUSTERS, **change})
+
+
+def test_cluster_regression_rejects_an_n_that_leaves_a_cluster_empty():
+    with pytest.raises(ValueError, match="empty"):
+        data.make_cluster_regression(2, **CLUSTERS)
+
+
+# ---------------------------------------------------------------- image data and shifts
+
+def test_load_images_digits_is_a_held_out_split_of_8x8_images_in_the_unit_interval():
+    d = data.load_images("digits", test_fraction=0.2, seed=0)
+    assert d.x_train.shape == (1437, 1, 8, 8) and d.x_test.shape == (360, 1, 8, 8)
+    assert d.x_train.dtype == torch.float32 and d.y_train.dtype == torch.int64
+    assert 0 <= d.x_train.min() and d.x_train.max() == 1
+    assert d.classes == tuple("0123456789")
+    again = data.load_images("digits", test_fraction=0.2, seed=0)
+    assert torch.equal(d.x_test, again.x_test)
+    small = data.load_images("digits", max_train=100, max_test=10)
+    assert small.x_train.shape[0] == 100 and small.x_test.shape[0] == 10
+
+
+def test_load_images_rejects_an_unknown_name():
+    with pytest.raises(ValueError, match="name must be one of"):
+        data.load_images("imagenet")
+
+
+def test_torchvision_sets_need_torchvision_and_say_so(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torchvision", None)  # import torchvision -> ImportError
+    with pytest.raises(ImportError, match="torchvision"):
+        data.load_images("mnist")
+
+
+def test_torchvision_sets_go_through_the_torchvision_loaders(monkeypatch, tmp_path):
+    calls = []
+
+    class FakeMNIST:
+        classes = [f"{i} - digit" for i in range(10)]
+
+        def __init__(self, root, train, download):
+            calls.append((root, train, download))
+            n = 50 if train else 20
+            self.data = torch.randint(0, 256, (n, 28, 28), dtype=torch.uint8)
+            self.targets = torch.randint(0, 10, (n,))
+
+    class FakeCIFAR10:
+        classes = ["airplane"] + [f"c{i}" for i in range(9)]
+
+        def __init__(self, root, train, download):
+            n = 30 if train else 10
+            self.data = np.random.randint(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+            self.targets = list(np.random.randint(0, 10, n))
+
+    fake = types.ModuleType("torchvision")
+    fake.datasets = types.SimpleNamespace(MNIST=FakeMNIST, CIFAR10=FakeCIFAR10)
+    monkeypatch.setitem(sys.modules, "torchvision", fake)
+    mnist = data.load_images("mnist", data_dir=tmp_path, max_train=40)
+    assert mnist.x_train.shape == (40, 1, 28, 28) and mnist.x_test.shape == (20, 1, 28, 28)
+    assert 0 <= mnist.x_train.min() and mnist.x_train.max() <= 1 and mnist.y_train.dtype == torch.int64
+    assert calls == [(str(tmp_path), True, True), (str(tmp_path), False, True)]
+    cifar = data.load_images("cifar10", data_dir=tmp_path)
+    assert cifar.x_train.shape == (30, 3, 32, 32) and cifar.classes[0] == "airplane"
+
+
+def test_a_failed_torchvision_download_raises_a_data_error_that_says_what_to_do(monkeypatch, tmp_path):
+    class Offline:
+        def __init__(self, root, train, download):
+            raise RuntimeError("Error downloading train-images-idx3-ubyte.gz")
+
+    fake = types.ModuleType("torchvision")
+    fake.datasets = types.SimpleNamespace(MNIST=Offline, CIFAR10=Offline)
+    monkeypatch.setitem(sys.modules, "torchvision", fake)
+    with pytest.raises(data.DataError, match="internet.*digits"):
+        data.load_images("mnist", data_dir=tmp_path)
+
+
+def test_rotate_images_by_0_and_360_degrees_is_the_identity_and_by_90_moves_the_top_row_left():
+    x = data.load_images("digits").x_test[:5]
+    torch.testing.assert_close(data.rotate_images(x, 0), x)
+    torch.testing.assert_close(data.rotate_images(x, 360), x, atol=1e-5, rtol=0)
+    bar = torch.zeros(1, 1, 8, 8)
+    bar[0, 0, 0, 2:6] = 1.0  # a bar along the top edge
+    turned = data.rotate_images(bar, 90)  # counter-clockwise: now along the left edge
+    torch.testing.assert_close(turned[0, 0, 2:6, 0], torch.ones(4))
+    assert turned[0, 0, 0].sum() == 0
+    with pytest.raises(ValueError, match="degrees"):
+        data.rotate_images(x, math.nan)
+
+
+def test_noise_and_photo_patches_have_the_requested_shape_and_range_and_are_seeded():
+    noise = data.noise_images(6, channels=3, size=12, seed=1)
+    assert noise.shape == (6, 3, 12, 12) and 0 <= noise.min() and noise.max() <= 1
+    torch.testing.assert_close(noise, data.noise_images(6, channels=3, size=12, seed=1))
+    photos = data.natural_image_patches(5, channels=1, size=8, seed=2)
+    assert photos.shape == (5, 1, 8, 8)
+    torch.testing.assert_close(photos.amin(dim=(1, 2, 3)), torch.zeros(5))
+    torch.testing.assert_close(photos.amax(dim=(1, 2, 3)), torch.ones(5))
+    torch.testing.assert_close(photos, data.natural_image_patches(5, channels=1, size=8, seed=2))
+    assert data.natural_image_patches(2, channels=3, size=8).shape == (2, 3, 8, 8)
+    with pytest.raises(ValueError, match="channels"):
+        data.natural_image_patches(2, channels=2)

@@ -1,13 +1,13 @@
 """Specification of bdl_course.ensembles: the vectorised ensemble, its training, the mixture."""
-import math
-
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torch.distributions import Categorical, MixtureSameFamily, Normal
 
-from bdl_course import data, ensembles, metrics
+from bdl_course import data, ensembles, likelihoods, metrics, predict
 from bdl_course.utils import seed_everything
+
 
 # a few epochs on a toy leave members below the predict-the-mean baseline: that report is
 # specified by its own tests below, and only noise in the others
@@ -503,7 +503,7 @@ def test_mixture_functions_reject_bad_input_by_name():
 def test_uci_splits_stack_standardised_splits_in_the_order_of_their_seeds():
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(50, 4, generator=g) * 3 + 1, torch.randn(50, generator=g) + 5
-    s = ensembles.uci_splits(x, y, n_splits=3, test_fraction=0.1, seed=10)
+    s = data.uci_splits(x, y, n_splits=3, test_fraction=0.1, seed=10)
     assert s["x_train"].shape == (3, 45, 4) and s["x_test"].shape == (3, 5, 4)
     assert s["y_train"].shape == (3, 45) and s["y_test"].shape == (3, 5) and s["y_std"].shape == (3,)
     torch.testing.assert_close(s["x_train"].mean(1), torch.zeros(3, 4), atol=1e-5, rtol=0)

@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from torch.distributions import Normal
+from torch.distributions import Categorical, Normal
 
-from bdl_course import bnn, likelihoods, models, train
+from bdl_course import bnn, likelihoods, metrics, models, train
 from bdl_course.predictive import Predictive
 from bdl_course.utils import seed_everything
 

@@ -7,7 +7,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from bdl_course import plots  # noqa: E402
+from bdl_course import metrics, plots  # noqa: E402
+from bdl_course.predictive import Predictive  # noqa: E402
 
 
 @pytest.fixture
@@ -80,3 +81,38 @@ def test_predictive_band_of_a_predictive_draws_its_mean_and_exact_interval(ax):
     assert ys.min() == pytest.approx(lo.min().item(), abs=1e-6) and ys.max() == pytest.approx(hi.max().item(), abs=1e-6)
     with pytest.raises(ValueError, match="std must be left out"):
         plots.predictive_band(ax, x, p, torch.ones(5))
+
+
+# ---------------------------------------------------------------- sample_curves
+
+def test_sample_curves_draws_one_line_per_sample_with_one_legend_entry():
+    fig, ax = plt.subplots()
+    try:
+        x = torch.linspace(0, 1, 7)
+        plots.sample_curves(ax, x, torch.randn(5, 7), label="samples")
+        assert len(ax.lines) == 5
+        assert [line.get_label() for line in ax.lines].count("samples") == 1
+        with pytest.raises(ValueError, match="samples"):
+            plots.sample_curves(ax, x, torch.randn(5, 6))
+    finally:
+        plt.close(fig)
+
+
+# ---------------------------------------------------------------- plots
+
+def test_reliability_diagram_and_image_grid_draw():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    p = torch.softmax(3 * torch.randn(100, 10), -1)
+    y = torch.randint(10, (100,))
+    fig, axes = plt.subplots(1, 4)
+    plots.reliability_diagram(axes[0], p, y, n_bins=10, label="model")
+    assert len(axes[0].patches) == int((metrics.calibration_bins(p, y, 10)["count"] > 0).sum())
+    plots.image_grid(axes[1:], torch.rand(2, 1, 8, 8), ["a", "b"])
+    assert axes[1].get_title() == "a" and len(axes[1].images) == 1 and not axes[3].axison
+    with pytest.raises(ValueError, match="images"):
+        plots.image_grid(axes[1:], torch.rand(2, 8, 8))
+    plt.close(fig)

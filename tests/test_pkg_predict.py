@@ -3,8 +3,9 @@ import math
 
 import pytest
 import torch
+from torch import nn
 
-from bdl_course import layers, models, predict
+from bdl_course import bnn, likelihoods, models, predict
 
 
 def _regressor(init_sigma=0.3):
@@ -36,7 +37,7 @@ def test_sample_predictions_builds_no_autograd_graph():
 
 def test_a_frozen_model_gives_identical_samples_in_the_batched_and_the_loop_version():
     model = _regressor()
-    for layer in layers.bayes_layers(model):
+    for layer in bnn.bayes_layers(model):
         layer.freeze()
     x = torch.randn(4, 3)
     batched = predict.sample_predictions(model, x, n_samples=3)
@@ -73,28 +74,6 @@ def test_sampling_rejects_a_batched_input_and_a_zero_sample_count(fn):
     with pytest.raises(ValueError, match="n_samples"):
         fn(_regressor(), torch.randn(5, 3), n_samples=0)
 
-
-# ---------------------------------------------------------------- logmeanexp
-
-def test_logmeanexp_equals_log_of_mean_of_exp_for_moderate_values():
-    t = torch.randn(6, 4, dtype=torch.float64) * 3
-    torch.testing.assert_close(predict.logmeanexp(t), t.exp().mean(0).log())
-    torch.testing.assert_close(predict.logmeanexp(t, dim=1), t.exp().mean(1).log())
-
-
-def test_logmeanexp_is_finite_and_exact_for_large_values():
-    # exp(1000) overflows; the stable version must not
-    t = torch.tensor([[1000.0, -1000.0], [1000.0, -1002.0]], dtype=torch.float64)
-    got = predict.logmeanexp(t, dim=0)
-    assert torch.isfinite(got).all()
-    torch.testing.assert_close(got, torch.tensor([1000.0, -1000.0 + math.log((1 + math.exp(-2)) / 2)],
-                                                 dtype=torch.float64))
-
-
-def test_logmeanexp_removes_the_reduced_dimension():
-    assert predict.logmeanexp(torch.zeros(5, 3, 2), dim=1).shape == (5, 2)
-
-
 # ---------------------------------------------------------------- summarize
 
 def test_summarize_gives_mean_std_min_max_range_per_point():
@@ -112,7 +91,6 @@ def test_summarize_gives_mean_std_min_max_range_per_point():
 def test_summarize_rejects_samples_that_are_not_two_dimensional():
     with pytest.raises(ValueError, match="samples must have 2 dimensions"):
         predict.summarize(torch.zeros(3, 4, 2))
-
 
 # ---------------------------------------------------------------- predictive: one call for every method
 

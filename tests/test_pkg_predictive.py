@@ -8,8 +8,7 @@ from torch.distributions import Categorical, MixtureSameFamily, Normal
 
 from bdl_course import predictive
 from bdl_course.predictive import Predictive
-
-F64 = torch.float64
+from conftest import F64
 
 
 def _gaussian(s=5, n=7, seed=0):
@@ -240,3 +239,64 @@ def test_uncertainty_decomposition_accepts_extra_input_axes():
     total, expected, mi = predictive.uncertainty_decomposition(probs)
     assert total.shape == expected.shape == mi.shape == (2, 3)
     assert (mi >= 0).all()
+
+
+# ---------------------------------------------------------------- variance_decomposition
+
+def test_variance_decomposition_is_mean_variance_and_variance_of_means():
+    g = torch.Generator().manual_seed(0)
+    mu = torch.randn(30, 4, generator=g, dtype=torch.float64)
+    sigma = torch.rand(30, 4, generator=g, dtype=torch.float64) + 0.1
+    aleatoric, epistemic = predictive.variance_decomposition(mu, sigma)
+    assert aleatoric.shape == epistemic.shape == (4,)
+    torch.testing.assert_close(aleatoric, (sigma ** 2).mean(0))
+    torch.testing.assert_close(epistemic, mu.var(0, unbiased=False))  # divide by S: the mixture's variance
+
+
+def test_the_two_parts_add_up_to_the_variance_of_the_mixture():
+    g = torch.Generator().manual_seed(1)
+    mu = torch.randn(5, 3, generator=g, dtype=torch.float64) * 2
+    sigma = torch.rand(5, 3, generator=g, dtype=torch.float64) + 0.2
+    aleatoric, epistemic = predictive.variance_decomposition(mu, sigma)
+    # E[y^2] - E[y]^2 of the uniform mixture, from its components' moments
+    second_moment = (sigma ** 2 + mu ** 2).mean(0)
+    torch.testing.assert_close(aleatoric + epistemic, second_moment - mu.mean(0) ** 2)
+
+
+def test_one_weight_sample_has_no_epistemic_variance_and_extra_dimensions_pass_through():
+    aleatoric, epistemic = predictive.variance_decomposition(torch.randn(1, 6), torch.full((1, 6), 0.5))
+    assert torch.all(epistemic == 0) and torch.allclose(aleatoric, torch.full((6,), 0.25))
+    aleatoric, epistemic = predictive.variance_decomposition(torch.randn(7, 2, 3), torch.ones(7, 2, 3))
+    assert aleatoric.shape == epistemic.shape == (2, 3)
+
+
+@pytest.mark.parametrize("mu, sigma, match", [
+    (torch.zeros(3, 4), torch.ones(3, 5), "same shape"),
+    (torch.tensor(0.0), torch.tensor(1.0), "same shape"),
+    (torch.zeros(3, 4), torch.zeros(3, 4), "scale must be positive"),
+    (torch.zeros(3, 4), torch.full((3, 4), math.nan), "scale"),
+])
+def test_variance_decomposition_rejects_bad_input(mu, sigma, match):
+    with pytest.raises(ValueError, match=match):
+        predictive.variance_decomposition(mu, sigma)
+
+
+# ---------------------------------------------------------------- logmeanexp
+
+def test_logmeanexp_equals_log_of_mean_of_exp_for_moderate_values():
+    t = torch.randn(6, 4, dtype=torch.float64) * 3
+    torch.testing.assert_close(predictive.logmeanexp(t), t.exp().mean(0).log())
+    torch.testing.assert_close(predictive.logmeanexp(t, dim=1), t.exp().mean(1).log())
+
+
+def test_logmeanexp_is_finite_and_exact_for_large_values():
+    # exp(1000) overflows; the stable version must not
+    t = torch.tensor([[1000.0, -1000.0], [1000.0, -1002.0]], dtype=torch.float64)
+    got = predictive.logmeanexp(t, dim=0)
+    assert torch.isfinite(got).all()
+    torch.testing.assert_close(got, torch.tensor([1000.0, -1000.0 + math.log((1 + math.exp(-2)) / 2)],
+                                                 dtype=torch.float64))
+
+
+def test_logmeanexp_removes_the_reduced_dimension():
+    assert predictive.logmeanexp(torch.zeros(5, 3, 2), dim=1).shape == (5, 2)

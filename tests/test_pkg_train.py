@@ -1,10 +1,11 @@
-"""Specification of bdl_course.train: KL scaling, the negative ELBO and the fit loop."""
+"""Specification of bdl_course.train: KL scaling, the negative ELBO, warm-up, and the one fit loop."""
 import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
-from bdl_course import layers, metrics, models, train
+from bdl_course import bnn, ensembles, metrics, models, train
 from bdl_course.utils import seed_everything
 
 
@@ -95,7 +96,7 @@ def test_fit_trains_a_bayesian_regressor_on_the_per_example_elbo():
     w = train.kl_weight("per_example", n_train=len(x))
 
     def loss_fn(m, xb, yb):
-        return train.neg_elbo(metrics.gaussian_nll(yb, m(xb), m.noise_std), layers.total_kl(m), w)
+        return train.neg_elbo(metrics.gaussian_nll(yb, m(xb), m.noise_std), bnn.total_kl(m), w)
 
     history = train.fit(model, x, y, loss_fn, epochs=20, batch_size=16, progress=False)
     assert history[-1] < history[0]
@@ -159,3 +160,66 @@ def test_fit_and_fit_ensemble_hand_the_bar_the_environments_choice(monkeypatch, 
         model = ensembles.GaussianEnsemble(2, 1, 3)
         ensembles.fit_ensemble(model, x, y, epochs=1, batch_size=4, progress=True, on_failure="warn")
     assert seen == [True]
+
+
+# ---------------------------------------------------------------- fit with class labels
+
+def test_fit_trains_a_classifier_on_integer_labels():
+    torch.manual_seed(0)
+    x = torch.randn(200, 2)
+    y = (x[:, 0] > 0).long()
+    model = models.mlp(2, 8, 2)
+    history = train.fit(model, x, y, lambda m, a, b: F.cross_entropy(m(a), b), epochs=30, batch_size=50,
+                        lr=5e-2, progress=False)
+    assert history[-1] < history[0]
+    with torch.no_grad():
+        assert metrics.accuracy(model(x), y) > 0.9
+
+
+def test_fit_still_rejects_float_targets_with_nan():
+    with pytest.raises(ValueError, match="y"):
+        train.fit(models.mlp(2, 4, 1), torch.randn(4, 2), torch.tensor([0.0, math.nan, 1.0, 2.0]),
+                  lambda m, a, b: m(a).sum(), epochs=1, batch_size=2, progress=False)
+
+
+# ---------------------------------------------------------------- kl_warmup and fit(callback=...)
+
+def test_kl_warmup_grows_linearly_from_0_to_1_then_stays_at_1():
+    assert [train.kl_warmup(s, 4) for s in range(7)] == [0.0, 0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+
+
+def test_kl_warmup_of_zero_steps_is_no_warmup():
+    assert train.kl_warmup(0, 0) == 1.0 and train.kl_warmup(10, 0) == 1.0
+
+
+@pytest.mark.parametrize("step, warmup_steps, match, error", [(-1, 10, "step", ValueError), (1.5, 10, "step", TypeError),
+                                                              (3, -2, "warmup_steps", ValueError)])
+def test_kl_warmup_rejects_negative_or_fractional_steps(step, warmup_steps, match, error):
+    with pytest.raises(error, match=match):
+        train.kl_warmup(step, warmup_steps)
+
+
+def test_fit_calls_its_callback_with_every_step_number_in_order_before_that_step():
+    seed_everything(0)
+    model = models.mlp(1, 4, 1)
+    x, y = torch.randn(10, 1), torch.randn(10)
+    events = []
+
+    def loss_fn(m, xb, yb):
+        events.append("loss")
+        return ((m(xb)[:, 0] - yb) ** 2).mean()
+
+    train.fit(model, x, y, loss_fn, epochs=3, batch_size=4, progress=False, callback=events.append)
+    assert events == [e for step in range(9) for e in (step, "loss")]  # 3 epochs of ceil(10 / 4) = 3 steps
+
+
+def test_fit_calls_the_loss_with_model_and_each_minibatch():
+    model = models.mlp(1, 4, 1)
+    calls = []
+
+    def loss_fn(m, xb, yb):
+        calls.append(len(xb))
+        return ((m(xb)[:, 0] - yb) ** 2).mean()
+
+    train.fit(model, torch.randn(10, 1), torch.randn(10), loss_fn, epochs=1, batch_size=4, progress=False)
+    assert calls == [4, 4, 2]
