@@ -9,6 +9,8 @@ import torch
 
 from .utils import check_positive, check_tensor
 
+__all__ = ["rbf_features", "least_squares", "posterior", "predictive"]
+
 
 def rbf_features(x: torch.Tensor, centers: torch.Tensor, lengthscale: float) -> torch.Tensor:
     """Gaussian bumps plus a constant: ``[N] -> [N, K + 1]`` for ``K`` centers (column 0 is 1)."""

@@ -4,6 +4,13 @@ Wine Quality (UCI id 186, CC BY 4.0; Cortez et al., 2009) is looked up in
 ``$BDL_COURSE_DATA``, then in the course's ``data/`` folder, and otherwise downloaded from
 UCI. Every file is checked against its sha256 before use; downloads are written atomically,
 so an interrupted download never leaves a half-written file behind.
+
+Why not pooch (issue 13): the loader is ~60 lines of the standard library and does what pooch
+would (sha256, atomic write, a clear error), plus what pooch does not: it looks in the
+offline folder ``$BDL_COURSE_DATA`` and the repository's ``data/`` first (CI and classrooms run
+without network), and its error says where to put the file by hand. pooch would add a
+dependency for every student for one CSV file. The HMC samples of lesson 07 use the same
+checks (:mod:`bdl_course.hmc`).
 """
 from __future__ import annotations
 
@@ -21,6 +28,12 @@ import numpy as np
 import torch
 
 from .utils import check_int, check_positive, check_tensor
+
+__all__ = ["WINE_FILES", "WINE_URL", "WINE_FEATURES", "default_data_dir", "DataError",
+           "gap_function", "make_gap_regression", "make_cubic_regression", "make_sine_regression",
+           "make_cluster_regression", "load_iris", "download", "wine_path", "load_wine",
+           "train_test_split", "Standardizer", "IMAGE_DATASETS", "ImageData", "load_images",
+           "rotate_images", "noise_images", "natural_image_patches", "uci_splits"]
 
 WINE_FILES = {
     "red": ("winequality-red.csv", "4a402cf041b025d4566d954c3b9ba8635a3a8a01e039005d97d6a710278cf05e", 1599),

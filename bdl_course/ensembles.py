@@ -34,6 +34,10 @@ from .metrics import gaussian_nll
 from .predictive import Predictive, variance_decomposition
 from .utils import check_int, check_positive, check_tensor
 
+__all__ = ["EnsembleLinear", "GaussianEnsemble", "DeepEnsemble", "MemberFailedWarning",
+           "TrainingFailure", "member_batches", "baseline_nll", "fit_ensemble", "sample_dropout",
+           "mixture_moments", "mixture_log_prob", "mixture_nll", "uci_scores"]
+
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 

@@ -15,6 +15,10 @@ import torch
 from .predictive import Predictive, _reduce
 from .utils import check_int, check_positive, check_tensor
 
+__all__ = ["rmse", "gaussian_nll", "interval_coverage", "uci_scores", "accuracy", "entropy",
+           "categorical_nll", "brier_score", "calibration_bins", "ece", "auroc",
+           "rejection_accuracy", "fit_temperature", "split_conformal", "oob_gaussian_nll"]
+
 
 def rmse(input, target: torch.Tensor) -> float:
     """Root mean squared error of ``input`` (a tensor, or a Predictive: its mean) against ``target`` (same shape)."""

@@ -8,6 +8,9 @@ from torch import nn
 from .layers import BayesConv2d, BayesLinear
 from .utils import check_int, check_positive
 
+__all__ = ["mlp", "bayes_mlp", "GaussianRegressor", "HeteroskedasticRegressor", "RBFFeatures",
+           "LeNet", "lenet", "bayes_lenet"]
+
 
 def _sizes(in_features: int, hidden, out_features: int) -> list[int]:
     hidden = [hidden] if isinstance(hidden, int) else list(hidden)

@@ -4,6 +4,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+__all__ = ["predictive_band", "training_data", "mc_error", "sample_boxplots", "sample_curves",
+           "reliability_diagram", "image_grid"]
+
 
 def _np(t) -> np.ndarray:
     return t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)

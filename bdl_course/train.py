@@ -17,6 +17,9 @@ from tqdm.auto import tqdm
 
 from .utils import check_int, check_tensor
 
+__all__ = ["KL_SCHEMES", "kl_weight", "neg_elbo", "kl_warmup", "kl_warmup_callback",
+           "progress_disabled", "parameters_to_train", "optimise", "fit"]
+
 KL_SCHEMES = ("per_example", "per_batch", "per_param", "none")
 
 
