@@ -402,7 +402,9 @@ def rotate_images(x: torch.Tensor, degrees: float) -> torch.Tensor:
     Returns ``[N, C, H, W]``.
     """
     check_tensor("x", x, ndim=4)
-    if isinstance(degrees, bool) or not isinstance(degrees, (int, float)) or not math.isfinite(degrees):
+    if isinstance(degrees, bool) or not isinstance(degrees, (int, float)):
+        raise TypeError(f"degrees must be a finite number, got {degrees!r}")
+    if not math.isfinite(degrees):
         raise ValueError(f"degrees must be a finite number, got {degrees!r}")
     t = math.radians(degrees)
     h, w = x.shape[-2:]

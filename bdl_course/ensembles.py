@@ -138,7 +138,9 @@ class GaussianEnsemble(nn.Module):
         for i, width in enumerate(hidden):
             check_int(f"hidden width #{i}", width)
         check_positive("min_std", min_std)
-        if not (isinstance(dropout, (int, float)) and 0 <= dropout < 1):
+        if not isinstance(dropout, (int, float)) or isinstance(dropout, bool):
+            raise TypeError(f"dropout must be a probability in [0, 1), got {dropout!r}")
+        if not 0 <= dropout < 1:
             raise ValueError(f"dropout must be a probability in [0, 1), got {dropout!r}")
         self.min_std, self.dropout = float(min_std), float(dropout)
         sizes = [in_features, *hidden, 2]
@@ -227,7 +229,9 @@ class GaussianEnsemble(nn.Module):
         Shapes: ``[N, D] -> [N, 2]`` (mean, unconstrained std); :meth:`head` turns it into
         ``(mu, sigma)``. Dropout is left out: the copy is the deterministic network.
         """
-        if not isinstance(j, int) or isinstance(j, bool) or not 0 <= j < self.n_members:
+        if not isinstance(j, int) or isinstance(j, bool):
+            raise TypeError(f"j must be an int member index in [0, {self.n_members}), got {j!r}")
+        if not 0 <= j < self.n_members:
             raise ValueError(f"j must be a member index in [0, {self.n_members}), got {j!r}")
         starts = [0]
         for size in self._split():
@@ -314,7 +318,9 @@ class DeepEnsemble(nn.Module):
 
     def member(self, j: int) -> nn.Module:
         """Member j as an ordinary network (a copy holding its parameters)."""
-        if not isinstance(j, int) or isinstance(j, bool) or not 0 <= j < self.n_members:
+        if not isinstance(j, int) or isinstance(j, bool):
+            raise TypeError(f"j must be an int member index in [0, {self.n_members}), got {j!r}")
+        if not 0 <= j < self.n_members:
             raise ValueError(f"j must be a member index in [0, {self.n_members}), got {j!r}")
         net = copy.deepcopy(self._base).to_empty(device=self.stacked[_key(self._param_names[0])].device)
         params, buffers = self._stacked_state()

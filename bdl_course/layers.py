@@ -248,7 +248,9 @@ class BayesConv2d(BayesLayer):
         self._init_means(self.in_channels * self.kernel_size ** 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not isinstance(x, torch.Tensor) or x.dim() not in (4, 5) or x.shape[-3] != self.in_channels:
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"x must be a torch.Tensor of images, got {type(x).__name__}")
+        if x.dim() not in (4, 5) or x.shape[-3] != self.in_channels:
             raise ValueError(f"x must have shape [N, {self.in_channels}, H, W] or [S, N, {self.in_channels}, H, W], "
                              f"got {tuple(getattr(x, 'shape', ()))}")
         conv = dict(stride=self.stride, padding=self.padding)

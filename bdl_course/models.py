@@ -148,7 +148,9 @@ class LeNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c, s = self.in_channels, self.image_size
-        if not isinstance(x, torch.Tensor) or x.dim() not in (4, 5) or tuple(x.shape[-3:]) != (c, s, s):
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"x must be a torch.Tensor of images, got {type(x).__name__}")
+        if x.dim() not in (4, 5) or tuple(x.shape[-3:]) != (c, s, s):
             raise ValueError(f"x must have shape [N, {c}, {s}, {s}] or [S, N, {c}, {s}, {s}], "
                              f"got {tuple(getattr(x, 'shape', ()))}")
         lead = x.shape[:-3]
@@ -179,7 +181,9 @@ def _lenet_layers(in_channels, image_size, n_classes, channels, hidden, kernel_s
     check_int("in_channels", in_channels)
     check_int("n_classes", n_classes, minimum=2)
     check_int("kernel_size", kernel_size)
-    if not isinstance(image_size, int) or isinstance(image_size, bool) or image_size < 4 or image_size % 4:
+    if not isinstance(image_size, int) or isinstance(image_size, bool):
+        raise TypeError(f"image_size must be an int divisible by 4 (two 2x2 poolings), got {image_size!r}")
+    if image_size < 4 or image_size % 4:
         raise ValueError(f"image_size must be an int divisible by 4 (two 2x2 poolings), got {image_size!r}")
     if kernel_size % 2 == 0:
         raise ValueError(f"kernel_size must be odd (padding k // 2 keeps the image size), got {kernel_size}")

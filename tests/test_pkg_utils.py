@@ -132,3 +132,31 @@ def test_get_device_picks_cuda_exactly_when_torch_reports_it(monkeypatch):
     assert utils.get_device() == torch.device("cuda")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert utils.get_device() == torch.device("cpu")
+
+
+# ---------------------------------------------------------------- one exception type per kind of mistake
+
+def _calls():
+    from bdl_course import data, ensembles, layers, models, train
+
+    net = models.mlp(1, 2, 1)
+    x, y = torch.zeros(4, 1), torch.zeros(4)
+    ens = ensembles.GaussianEnsemble(2, 1, 3)
+    return {
+        "image_size": (lambda v: models.lenet(image_size=v), 8.0, 6),
+        "x (LeNet)": (lambda v: models.lenet()(v), [[0.0]], torch.zeros(2, 1, 4, 4)),
+        "x (BayesConv2d)": (lambda v: layers.BayesConv2d(1, 2, 3)(v), [[0.0]], torch.zeros(2, 3, 4, 4)),
+        "dropout": (lambda v: ensembles.GaussianEnsemble(2, 1, 3, dropout=v), "0.1", 1.5),
+        "j": (lambda v: ens.member(v), 1.0, 5),
+        "lr": (lambda v: train.fit(net, x, y, lambda m, a, b: m(a).sum(), 1, 2, lr=v, progress=False), "0.1", 0.0),
+        "degrees": (lambda v: data.rotate_images(torch.zeros(1, 1, 4, 4), v), "90", float("nan")),
+    }
+
+
+@pytest.mark.parametrize("name", list(_calls()))
+def test_a_wrong_type_raises_type_error_and_a_wrong_value_value_error(name):
+    call, wrong_type, wrong_value = _calls()[name]
+    with pytest.raises(TypeError):
+        call(wrong_type)
+    with pytest.raises(ValueError):
+        call(wrong_value)
