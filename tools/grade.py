@@ -283,6 +283,7 @@ def grade_submission(task: dict) -> dict:
         config.Autograde.autograde_preprocessors = sandbox.autograde_preprocessors()
         config.SandboxExecute.limits = task["limits"]
         config.SandboxExecute.scratch_root = str(tmp / "sandboxes")
+        config.SandboxExecute.source_notebook = str(course / nbcourse.SOURCE / lesson / f"{lesson}.ipynb")
         api = NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
         sandbox.REPORTS.pop((lesson, student), None)
         result = api.autograde(lesson, student, force=True, create=True)
@@ -293,6 +294,14 @@ def grade_submission(task: dict) -> dict:
         graded = course / "autograded" / student / lesson / f"{lesson}.ipynb"
         if result.get("success") and graded.is_file():
             out["ok"], out["notebook"] = True, graded.read_text()
+            # feedback here too (parallel): hidden tests and their outputs are stripped (nbgrader_config.py)
+            made = api.generate_feedback(lesson, student, force=True)
+            page = course / "feedback" / student / lesson / f"{lesson}.html"
+            if made.get("success") and page.is_file():
+                out["feedback"] = page.read_text()
+            else:
+                out["feedback_error"] = next((line for line in reversed((made.get("error") or made.get("log") or
+                                              "").splitlines()) if line.strip()), "generate_feedback failed")
         else:
             error = (result.get("error") or "") + "\n" + out["log"]
             found = re.findall(r"^\s*(?:[\w.]+\.)?(\w*(?:Error|Exception)): (.+)$", error, flags=re.M)
@@ -446,10 +455,6 @@ def grade(args) -> tuple[list[Row], Path, dict]:
                 cluster.close()
     batch_seconds = time.monotonic() - started
 
-    from nbgrader.apps import NbGraderAPI
-    from nbgrader.coursedir import CourseDirectory
-    from traitlets.config.loader import PyFileConfigLoader
-
     for row, result in results:
         row.seconds = result.get("seconds")
         nb = None
@@ -468,14 +473,13 @@ def grade(args) -> tuple[list[Row], Path, dict]:
         save_to_gradebook(course, row.lesson, row.student, nb, row.status == "flagged")
         rows.append(row)
 
-    config = PyFileConfigLoader("nbgrader_config.py", path=str(course)).load_config()
-    config.CourseDirectory.root = str(course)
-    api = NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
     for row, result in results:
-        if result.get("ok"):
-            made = api.generate_feedback(row.lesson, row.student, force=True)
-            if not made.get("success"):
-                row.notes.append("feedback could not be generated: " + (made.get("error") or "")[-300:])
+        if result.get("feedback"):
+            page = course / "feedback" / row.student / row.lesson / f"{row.lesson}.html"
+            page.parent.mkdir(parents=True, exist_ok=True)
+            page.write_text(result["feedback"])
+        elif result.get("ok"):
+            row.notes.append(f"feedback could not be generated: {result.get('feedback_error')}")
     rows.sort(key=lambda r: (r.lesson, r.student, r.origin))
     return rows, course, {"batch_seconds": batch_seconds, "sources": sources, "workers": args.workers}
 

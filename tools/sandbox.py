@@ -401,6 +401,9 @@ def merge_and_check(nb: nbformat.NotebookNode, plan: Plan, executed: dict) -> li
     if not isinstance(got_cells, list) or [c.get("id") for c in got_cells if isinstance(c, dict)] != sent:
         raise SandboxError("the executed notebook does not have the cells that were sent")
     by_id = {c["id"]: c for c in got_cells}
+    stopped = executed.get("metadata", {}).get("sandbox_error")
+    if stopped:
+        flags.append(f"the run stopped early ({str(stopped)[:200]}); the cells after it did not run")
     for cid, label in plan.probes.items():
         outputs = by_id[cid].get("outputs", [])
         texts = "".join("".join(o.get("text", "")) if isinstance(o.get("text"), list) else str(o.get("text", ""))
@@ -489,6 +492,9 @@ SUSPECT_NAMES = {
     "atexit": "registers exit handlers", "signal": "installs signal handlers", "threading": "starts threads",
     "multiprocessing": "starts processes", "shutil": "copies or deletes files", "sys.modules": "edits sys.modules",
 }
+COMPARISON_DUNDERS = {"__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__bool__", "__abs__",
+                      "__sub__", "__rsub__", "__float__", "__index__", "__getattr__", "__getattribute__",
+                      "__instancecheck__", "__subclasscheck__", "__len__", "__iter__"}
 MODULE_ROOTS = {"torch", "np", "numpy", "math", "sys", "builtins", "bdl", "bdl_course", "IPython", "os", "F", "nn",
                 "scipy", "dist", "distributions"}
 FILE_SUFFIXES = re.compile(r"\.(ipynb|db|py|pth|cfg|json)\b|solutions|gradebook|nbgrader_config|site-packages|\.\./")
@@ -540,19 +546,30 @@ def static_flags(cells: list) -> list[str]:
             if name in SUSPECT_NAMES:
                 add(cell, node, SUSPECT_NAMES[name])
             if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Delete)):
-                targets = node.targets if isinstance(node, (ast.Assign, ast.Delete)) else [node.target]
-                for target in targets:
-                    for sub in ast.walk(target):
-                        if isinstance(sub, ast.Attribute):
-                            root = sub
-                            while isinstance(root, ast.Attribute):
-                                root = root.value
-                            if isinstance(root, ast.Name) and root.id in MODULE_ROOTS:
-                                add(cell, node, f"rebinds {ast.unparse(sub)} (monkeypatching a library)")
+                targets = list(node.targets) if isinstance(node, (ast.Assign, ast.Delete)) else [node.target]
+                while targets:
+                    target = targets.pop()
+                    if isinstance(target, (ast.Tuple, ast.List)):
+                        targets += target.elts
+                        continue
+                    if isinstance(target, ast.Starred):
+                        targets.append(target.value)
+                        continue
+                    root, through_attribute = target, False
+                    while isinstance(root, (ast.Attribute, ast.Subscript)):  # the chain, not its indices
+                        through_attribute |= isinstance(root, ast.Attribute)
+                        root = root.value
+                    if through_attribute and isinstance(root, ast.Name) and root.id in MODULE_ROOTS:
+                        add(cell, node, f"rebinds {ast.unparse(target)} (monkeypatching a library)")
             if isinstance(node, ast.ClassDef):
                 for base in node.bases:
                     if "Tensor" in ast.unparse(base):
                         add(cell, node, f"defines a Tensor subclass ({node.name})")
+                for item in node.body:  # an answer object that compares equal to anything
+                    names = [item.name] if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)) else \
+                        [t.id for t in getattr(item, "targets", []) if isinstance(t, ast.Name)]
+                    for dunder in set(names) & COMPARISON_DUNDERS:
+                        add(cell, item, f"class {node.name} overrides {dunder} (answers that compare as anything)")
             if isinstance(node, ast.Constant) and isinstance(node.value, str) and FILE_SUFFIXES.search(node.value):
                 add(cell, node, f"names a file or folder of the course ({node.value[:60]!r})")
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "open":
@@ -585,6 +602,8 @@ def _make_preprocessor():
         """nbgrader's Execute, done in the sandbox and checked outside it (see module docstring)."""
 
         limits = Dict({}, help="Limits fields (tools/sandbox.py) to override").tag(config=True)
+        source_notebook = Unicode("", help="the lesson's source notebook: cells identical to one of "
+                                  "its cells are the course's code, not checked statically").tag(config=True)
         scratch_root = Unicode("", help="where the per-submission sandbox folders go").tag(config=True)
 
         def preprocess(self, nb, resources):
@@ -594,7 +613,10 @@ def _make_preprocessor():
             limits = Limits.from_dict(self.limits)
             if len(nb.cells) > limits.max_cells:
                 raise SandboxError(f"the notebook has {len(nb.cells)} cells (limit {limits.max_cells})")
-            report["flags"] += static_flags(student_cells(nb))
+            known = set()
+            if self.source_notebook and Path(self.source_notebook).is_file():
+                known = {c.source.strip() for c in nbformat.read(self.source_notebook, as_version=4).cells}
+            report["flags"] += static_flags([c for c in student_cells(nb) if c.source.strip() not in known])
             run, plan = instrument(nb)
             root = Path(self.scratch_root or tempfile.gettempdir())
             root.mkdir(parents=True, exist_ok=True)

@@ -65,7 +65,11 @@ def main() -> None:
         resources={"metadata": {"path": os.getcwd()}})
     client.max_output = args.max_output
     client._used = {}
-    client.execute()
+    try:
+        client.execute()
+    except Exception as error:  # noqa: BLE001  (e.g. the kernel died: os._exit, a crash, a kill)
+        # what ran so far is kept; the trusted side sees which cells never ran
+        nb.metadata["sandbox_error"] = f"{type(error).__name__}: {str(error)[:500]}"
     with open(args.out + ".part", "w") as f:
         nbformat.write(nb, f)
     os.replace(args.out + ".part", args.out)
