@@ -190,8 +190,12 @@ class BayesLinear(BayesLayer):
 
     def sample_module(self) -> nn.Linear:
         """An ordinary ``nn.Linear`` holding one weight sample (the means if the layer is frozen)."""
+        mu = self.weight_mu
+        # the layer is built (its own random initialisation drawn) before the sample, as always: the
+        # same seed gives the same posterior samples as before
+        linear = nn.Linear(self.in_features, self.out_features, bias=self.bias_mu is not None,
+                           device=mu.device, dtype=mu.dtype)
         w, b = self._draw()
-        linear = nn.Linear(self.in_features, self.out_features, bias=b is not None, device=w.device, dtype=w.dtype)
         with torch.no_grad():
             linear.weight.copy_(w)
             if b is not None:
@@ -287,9 +291,10 @@ class BayesConv2d(BayesLayer):
 
     def sample_module(self) -> nn.Conv2d:
         """An ordinary ``nn.Conv2d`` holding one kernel sample (the means if the layer is frozen)."""
-        w, b = self._draw()
+        mu = self.weight_mu
         layer = nn.Conv2d(self.in_channels, self.out_channels, self.kernel_size, stride=self.stride,
-                          padding=self.padding, bias=b is not None, device=w.device, dtype=w.dtype)
+                          padding=self.padding, bias=self.bias_mu is not None, device=mu.device, dtype=mu.dtype)
+        w, b = self._draw()
         with torch.no_grad():
             layer.weight.copy_(w)
             if b is not None:

@@ -217,3 +217,16 @@ def test_the_average_of_many_weight_samples_approaches_the_mean_network():
 def test_average_parameters_rejects_bad_input(nets, match):
     with pytest.raises(ValueError, match=match):
         bnn.average_parameters(nets)
+
+
+def test_sample_network_draws_the_same_samples_under_a_seed_as_the_course_always_did():
+    """The lessons print numbers from seeded posterior samples: the layer is built (its init drawn)
+    before its weights are sampled, so a seed gives the draws it gave before the package moved."""
+    layer = BayesLinear(3, 2, init_sigma=0.5)
+    torch.manual_seed(5)
+    got = bnn.sample_network(layer)
+    torch.manual_seed(5)
+    torch.nn.Linear(3, 2)  # the initialisation of the new layer comes first
+    eps_w, eps_b = torch.randn(2, 3), torch.randn(2)
+    torch.testing.assert_close(got.weight, layer.weight_mu + layer.weight_sigma * eps_w)
+    torch.testing.assert_close(got.bias, layer.bias_mu + layer.bias_sigma * eps_b)

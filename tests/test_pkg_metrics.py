@@ -8,6 +8,7 @@ from torch import nn
 from torch.distributions import Categorical, Normal
 
 from bdl_course import metrics, predictive
+from bdl_course.predictive import Predictive
 from conftest import F64
 
 
@@ -321,3 +322,34 @@ def test_rejection_accuracy_drops_the_most_uncertain_inputs_first():
     torch.testing.assert_close(acc, torch.tensor([0.5, 2 / 3, 1.0, 1.0], dtype=F64))
     with pytest.raises(ValueError, match="fractions"):
         metrics.rejection_accuracy(p, y, uncertainty, [1.0])
+
+
+# ---------------------------------------------------------------- the UCI protocol's scores
+
+def test_uci_scores_of_a_predictive_are_the_mixture_scores_in_original_units():
+    from torch.distributions import Categorical, MixtureSameFamily
+
+    # two splits, three components, four test rows; standardised components, targets in original units
+    g = torch.Generator().manual_seed(5)
+    mu = torch.randn(3, 2, 4, generator=g, dtype=F64)
+    sigma = torch.rand(3, 2, 4, generator=g, dtype=F64) + 0.2
+    y = 5 + torch.randn(2, 4, generator=g, dtype=F64)
+    y_mean, y_std = torch.tensor([5.0, 6.0], dtype=F64), torch.tensor([0.5, 2.0], dtype=F64)
+    pred = Predictive.gaussian(mu, sigma)
+    rmse, nll = metrics.uci_scores(pred, y, y_mean, y_std)
+    _, nll_one = metrics.uci_scores(pred, y, y_mean, y_std, one_gaussian=True)
+    assert rmse.shape == nll.shape == (2,)
+    for k in range(2):
+        components = Normal(y_mean[k] + y_std[k] * mu[:, k].T, y_std[k] * sigma[:, k].T)  # [4, 3]
+        mixture = MixtureSameFamily(Categorical(logits=torch.zeros(4, 3, dtype=F64)), components)
+        torch.testing.assert_close(nll[k], -mixture.log_prob(y[k]).mean())
+        torch.testing.assert_close(rmse[k], (mixture.mean - y[k]).pow(2).mean().sqrt())
+        torch.testing.assert_close(nll_one[k], -Normal(mixture.mean, mixture.variance.sqrt()).log_prob(y[k]).mean())
+
+
+def test_uci_scores_need_a_gaussian_predictive_ending_in_the_targets_shape():
+    pred = Predictive.gaussian(torch.zeros(3, 2, 4), 1.0)
+    with pytest.raises(TypeError, match="Gaussian Predictive"):
+        metrics.uci_scores(torch.zeros(3, 2, 4), torch.zeros(2, 4), torch.zeros(2), torch.ones(2))
+    with pytest.raises(ValueError, match=r"must end in target's \[K, N\]"):
+        metrics.uci_scores(pred, torch.zeros(2, 5), torch.zeros(2), torch.ones(2))
