@@ -120,12 +120,74 @@ def lessons_beside_a_busy_process(lessons: list[str] | None = None) -> list[tupl
     return rows
 
 
+def grading(lessons: list[str] | None = None, class_size: int = 4) -> list[tuple[str, float, str]]:
+    """Grading with tools/grade.py (issue 11 §3). Per lesson: one submission (its solution)
+    graded as a Dask worker grades it (nbgrader autograde with the sandboxed, checked run, and
+    its feedback) vs the lesson's own headless run, both with OMP_NUM_THREADS=1 as the grader
+    runs them; target <= 1.1x. Then class throughput: ``class_size`` copies of the first
+    lesson's solution graded end to end by tools/grade.py with 1 and 2 workers."""
+    import os
+    import shutil
+    import tempfile
+
+    tools = Path(__file__).resolve().parent.parent / "tools"
+    sys.path.insert(0, str(tools))
+    import grade
+    import nbcourse
+    import run_lessons
+    import sandbox
+
+    if sandbox.available():
+        return [(f"grading skipped: {sandbox.available()}", 0.0, "")]
+    saved = os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = "1"
+    rows = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="bdl-bench-grade-") as tmp:
+            lessons = lessons or nbcourse.lessons()
+            for name in lessons:
+                source = nbcourse.ROOT / nbcourse.SOURCE / name
+                course = nbcourse.make_course(Path(tmp) / name, {name: source})
+                nbcourse.release(course, name)
+                own, status, _ = run_lessons.run(source / f"{name}.ipynb", Path(tmp), timeout=600)
+                task = grade.make_task(grade.course_template(course), source, name, "bench",
+                                       (source / f"{name}.ipynb").read_text(), sandbox.Limits(cell_timeout=600))
+                result = grade.grade_submission(task)
+                graded = result["seconds"]
+                ok = "" if result["ok"] and not result["flags"] and status == "ok" else \
+                    f"; NOT CLEAN: {status}, {result.get('error') or result['flags']}"
+                rows += [(f"lesson {name}, own headless run", own, ""),
+                         (f"lesson {name}, graded (sandbox, checks, nbgrader, feedback)", graded,
+                          f"{graded / own:.2f}x its own run (target <= 1.1x){ok}")]
+            name = lessons[0]
+            batch = Path(tmp) / "class"
+            for k in range(class_size):
+                folder = batch / f"student{k}" / name
+                folder.mkdir(parents=True)
+                shutil.copy(nbcourse.ROOT / nbcourse.SOURCE / name / f"{name}.ipynb", folder)
+            for workers in (1, 2):
+                start = time.perf_counter()
+                grade.main([str(batch), "--out", str(Path(tmp) / f"out{workers}"), "--workers", str(workers),
+                            "--cell-timeout", "600"])
+                seconds = time.perf_counter() - start
+                rows.append((f"class of {class_size} x {name}, tools/grade.py, {workers} worker(s)", seconds,
+                             f"{60 * class_size / seconds:.1f} submissions per minute"))
+    finally:
+        if saved is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = saved
+    return rows
+
+
 def main() -> None:
     # `python benchmarks/run.py lessons [NAME ...]` times only the lessons
     if sys.argv[1:2] == ["lessons"]:
         rows = lessons_beside_a_busy_process(sys.argv[2:] or None)
+    elif sys.argv[1:2] == ["grading"]:  # `python benchmarks/run.py grading [NAME ...]`
+        rows = grading(sys.argv[2:] or None)
     else:
-        rows = predictive_sampling() + ensemble_training() + lessons_beside_a_busy_process()
+        rows = predictive_sampling() + ensemble_training() + lessons_beside_a_busy_process() + grading()
     width = max(len(r[0]) for r in rows)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device cpu")
     print(f"{'benchmark':<{width}}  {'ms':>9}  ratio")

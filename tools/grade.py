@@ -392,6 +392,18 @@ def make_client(args):
     return Client(cluster), cluster
 
 
+def make_task(template: dict, source: Path, lesson: str, student: str, notebook: str, limits) -> dict:
+    """What a worker needs to grade one submission (see grade_submission)."""
+    files = {**template, f"{nbcourse.SOURCE}/{lesson}/{lesson}.ipynb": (source / f"{lesson}.ipynb").read_bytes()}
+    return {"lesson": lesson, "student": student, "notebook": notebook, "course": files, "limits": vars(limits)}
+
+
+def course_template(course: Path) -> dict:
+    """The files of a released scratch course a worker copies (config and gradebook)."""
+    return {name: (course / name).read_bytes() for name in ("nbgrader_config.py", "gradebook.db")
+            if (course / name).is_file()}
+
+
 def grade(args) -> tuple[list[Row], Path, dict]:
     import nbformat
 
@@ -413,9 +425,7 @@ def grade(args) -> tuple[list[Row], Path, dict]:
     releases = {}
     for name in used:
         releases[name] = nbformat.read(nbcourse.release(course, name) / f"{name}.ipynb", as_version=4)
-    template = {"nbgrader_config.py": (course / "nbgrader_config.py").read_bytes()}
-    if used:
-        template["gradebook.db"] = (course / "gradebook.db").read_bytes()
+    template = course_template(course)
 
     rows = [Row(p.lesson, p.student, p.origin, "could not grade", p.problem) for p in problems]
     tasks = []
@@ -430,10 +440,8 @@ def grade(args) -> tuple[list[Row], Path, dict]:
         dest = course / "submitted" / entry.student / entry.lesson / f"{entry.lesson}.ipynb"
         dest.parent.mkdir(parents=True, exist_ok=True)
         nbformat.write(nb, dest)
-        lesson_files = {f"{nbcourse.SOURCE}/{entry.lesson}/{entry.lesson}.ipynb":
-                        (sources[entry.lesson] / f"{entry.lesson}.ipynb").read_bytes()}
-        tasks.append((row, {"lesson": entry.lesson, "student": entry.student, "notebook": nbformat.writes(nb),
-                            "course": {**template, **lesson_files}, "limits": vars(args.limits)}))
+        tasks.append((row, make_task(template, sources[entry.lesson], entry.lesson, entry.student,
+                                     nbformat.writes(nb), args.limits)))
 
     started = time.monotonic()
     results = []

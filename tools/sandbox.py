@@ -267,14 +267,42 @@ def _grader_setup(modules, nonce):
                         continue
                     seen.add(key)
                     if callable(value) or isinstance(value, (type, classmethod, staticmethod, property)):
-                        snap[prefix + "." + key] = id(value)
+                        snap[prefix + "." + key] = value
                         code = getattr(value, "__code__", None)
                         if code is not None:
-                            snap[prefix + "." + key + ".__code__"] = id(code)
+                            snap[prefix + "." + key + ".__code__"] = code
         kl = sys.modules.get("torch.distributions.kl")  # never imported here: it costs seconds
         if kl is not None:
-            snap["torch.distributions.kl._KL_REGISTRY"] = len(kl._KL_REGISTRY)
+            snap["torch.distributions.kl._KL_REGISTRY"] = tuple(kl._KL_REGISTRY.values())
         return snap
+    import os
+    libraries = tuple(os.path.join(os.path.realpath(p), "") for p in {sys.prefix, sys.base_prefix, sys.exec_prefix})
+    libraries += tuple(os.path.join(os.path.dirname(os.path.realpath(m.__file__)), "") for m in loaded
+                       if getattr(m, "__file__", None) and m.__name__ == "bdl_course")
+    def library(value, depth=0):
+        """Defined by an installed library (not in a cell or a file of the submission)?"""
+        if depth > 3:
+            return False
+        if isinstance(value, (classmethod, staticmethod)):
+            return library(value.__func__, depth + 1)
+        if isinstance(value, property):
+            return all(library(f, depth + 1) for f in (value.fget, value.fset, value.fdel) if f is not None)
+        if isinstance(value, tuple):
+            return all(library(v, depth + 1) for v in value)
+        if isinstance(value, types.CodeType):
+            return os.path.realpath(value.co_filename).startswith(libraries)
+        target = getattr(value, "__func__", value)
+        code = getattr(target, "__code__", None)
+        if code is not None:
+            return library(code, depth + 1)
+        if isinstance(value, type):
+            if value.__module__ == "builtins":
+                return True
+            module = sys.modules.get(value.__module__)
+            return os.path.realpath(getattr(module, "__file__", "") or "/").startswith(libraries)
+        return True  # C-level callables: only a library makes them
+    def foreign(callbacks):
+        return [id(f) for f in callbacks if not library(f)]
     def hooks():
         ip = get_ipython()
         h = {"sys.displayhook": id(sys.displayhook),
@@ -286,7 +314,8 @@ def _grader_setup(modules, nonce):
              "input_transformer_manager": id(ip.input_transformer_manager),
              "line_transforms": [id(x) for x in getattr(ip.input_transformer_manager, "line_transforms", [])],
              "token_transformers": [id(x) for x in getattr(ip.input_transformer_manager, "token_transformers", [])],
-             "events": {k: [id(f) for f in v] for k, v in ip.events.callbacks.items()},
+             # libraries (matplotlib's inline backend) register callbacks as they are first used
+             "events": {k: foreign(v) for k, v in ip.events.callbacks.items()},
              "displayhook": id(ip.displayhook), "display_pub": id(ip.display_pub),
              "custom_exceptions": repr(ip.custom_exceptions), "compile": id(ip.compile),
              "shell_class": id(type(ip)), "kernel_class": id(type(ip.kernel)) if getattr(ip, "kernel", None) else 0,
@@ -301,7 +330,7 @@ def _grader_setup(modules, nonce):
         issues = []
         now = snapshot()
         # ipykernel rebinds input/getpass for every execute request
-        changed = sorted(k for k, v in base_snap.items() if now.get(k) != v
+        changed = sorted(k for k, v in base_snap.items() if now.get(k) is not v and not library(now.get(k))
                          and k not in ("builtins.input", "builtins.raw_input", "builtins.getpass"))
         if changed:
             issues.append("rebinds " + ", ".join(changed[:12]) + (" ..." if len(changed) > 12 else ""))
