@@ -1,6 +1,6 @@
-"""Choose the red-wine settings of Lesson 05 (deep ensembles, MC dropout) on validation rows.
+"""Choose the red-wine settings of Lesson 05 (deep ensemble, single network, MC dropout) on validation rows.
 
-    python tools/tune_uci.py [--quick]
+    python tools/tune_uci.py [--quick] [--out tools/tune_uci.csv]
 
 The lesson follows the UCI protocol: 20 random 90/10 splits of red wine,
 ``bdl.ensembles.uci_splits(x, y, n_splits=20, test_fraction=0.1, seed=0)``. The settings the
@@ -9,23 +9,44 @@ paper leaves open are chosen here without ever looking at a test row:
 * inside each split's training part, a seeded 10% is held out as validation rows; the rest
   (the tuning-train part) trains the networks. This is a second, nested ``uci_splits`` call
   (seed ``100 + k`` for split k) on the outer split's training rows, so inputs and target are
-  re-standardised with the tuning-train part's own statistics (standardising is affine, so this
-  equals standardising the raw rows with those statistics); the outer test rows are dropped.
-* every grid point (learning rate x batch size x weight decay x sigma floor) trains 20 x 5
-  networks as one ``GaussianEnsemble`` (``seed_everything(0)`` per config, 40 epochs), and the
-  5-member mixture of each split is scored on its validation rows: mixture NLL and RMSE of the
-  mixture mean in quality points, averaged over the 20 splits.
-* with the chosen lr / batch / weight decay / floor, MC dropout (20 single networks, one per
-  split, 100 masks) is tried at each dropout rate.
+  re-standardised with the tuning-train part's own statistics; the outer test rows are dropped.
+* every grid point trains, as one ``GaussianEnsemble``, ``SEEDS`` x 20 splits x 5 networks
+  (``seed_everything(0)`` once per grid point; the seeds are independent repetitions of the
+  whole training: own initialisations, own minibatch orders), 40 epochs each.
+  Each grid point is scored three ways on the validation rows, averaged over splits and seeds:
+  the 5-member mixture ("ensemble"), each network on its own ("single": one network's
+  predictive, the average of its 5 x 20 x SEEDS scores), and the number of failed networks.
+* MC dropout (one network per split and seed, 100 masks) has its own grid: the dropout rate p
+  and the prior length-scale l, tied to the weight decay as in Gal & Ghahramani (2016):
+  ``weight_decay = l^2 (1 - p) / N`` for N training rows (Adam's weight decay adds
+  ``weight_decay * w`` to the gradient of the mean NLL, i.e. the term ``l^2 (1-p) / (2N) ||w||^2``
+  of their objective), with the learning rate and batch size of its own small grid.
 
-Rule: the lowest validation NLL; configs within 0.005 of it are tied and the lowest validation
-RMSE among them wins. ``--quick`` shrinks the grid, the splits and the epochs (a smoke test).
+A network **fails** when its final training NLL (standardised units) is worse than that of the
+constant predictor N(0, 1) of the standardised target, 0.5 log(2 pi) + 0.5 = 1.419 nats: it has
+learned less than the training mean and std. A mixture NLL hides such a member (logsumexp lets
+the good members cover for it) while the mixture *mean* does not, so a grid point with any failed
+network, under any seed, is never selected.
+
+Rule, for each method separately: among grid points without failures, the lowest mean validation
+NLL wins; grid points within ``TIE`` = 0.01 nats of it (about the seed-to-seed standard deviation
+of a grid point's mean score, printed as ``sd``) are tied, and the tie goes to the most
+conservative setting: the lowest learning rate, then the largest batch, then the largest weight
+decay (or prior length-scale), then the largest sigma floor, then the lowest dropout rate.
+
+The table of every grid point goes to ``--out`` (default ``tools/tune_uci.csv``, committed; the
+``selected`` column marks each method's choice) and the lesson's settings are checked against it
+by ``tests/test_tune_uci.py``. ``--quick`` shrinks the grid, the splits and the epochs (a smoke
+test; it writes nothing unless ``--out`` is given).
 """
 from __future__ import annotations
 
 import argparse
+import csv
 import itertools
+import math
 import time
+from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
@@ -33,7 +54,17 @@ from tqdm.auto import tqdm
 import bdl_course as bdl
 
 E = bdl.ensembles
-M, TIE = 5, 0.005  # members per split; NLL tie tolerance
+ROOT = Path(__file__).resolve().parent.parent
+M, SEEDS, TIE = 5, 3, 0.01  # members per split; repetitions of each grid point; NLL tie margin (nats)
+FAILED_NLL = 0.5 * math.log(2 * math.pi) + 0.5  # the constant predictor N(0, 1) of a standardised target
+DROPOUT_SAMPLES = 100
+
+GRID = dict(lr=[0.003, 0.01, 0.02], batch=[32, 64], wd=[0.0, 1e-4, 1e-3, 1e-2], floor=[0.001, 0.1])
+DROPOUT_GRID = dict(lr=[0.003, 0.01], batch=[32, 64], p=[0.05, 0.1, 0.2], length=[0.3, 1.0, 3.0], floor=[0.001])
+QUICK = (dict(lr=[0.01], batch=[64], wd=[0.0, 1e-3], floor=[0.001]),
+         dict(lr=[0.01], batch=[64], p=[0.1], length=[1.0], floor=[0.001]))
+COLUMNS = ["method", "lr", "batch", "wd", "floor", "p", "length", "val_nll", "sd", "val_rmse", "failed",
+           "networks", "selected"]
 
 
 def tuning_splits(n_splits: int) -> dict[str, torch.Tensor]:
@@ -49,78 +80,134 @@ def tuning_splits(n_splits: int) -> dict[str, torch.Tensor]:
             "y_std": ys * cat["y_std"]}
 
 
-def scores(data, mu, sigma) -> tuple[float, float]:
-    """Mixture components [C, K, N_val] (standardised) -> (val NLL, val RMSE) in quality points, mean over splits."""
-    rmse, nll = E.uci_scores(mu, sigma, data["y_val"], data["y_mean"], data["y_std"])
-    return nll.mean().item(), rmse.mean().item()
-
-
-def train_and_score(data, lr, batch, wd, floor, dropout, epochs) -> tuple[float, float]:
+def fit(data, reps: int, lr, batch, wd, floor, dropout, epochs):
+    """Train SEEDS x K x reps networks (member (r*K + k)*reps + m: seed r, split k); -> (model, failed [SEEDS, K, reps])."""
     k = data["x_train"].shape[0]
-    n_members = k if dropout else k * M  # MC dropout: one network per split
-    reps = 1 if dropout else M  # member M*k + m trains on split k
+    n = SEEDS * k * reps
     bdl.seed_everything(0)
-    model = E.GaussianEnsemble(n_members, 11, 50, min_std=floor, dropout=dropout, devices=None)
+    model = E.GaussianEnsemble(n, 11, 50, min_std=floor, dropout=dropout, devices=None)
+    x = data["x_train"].repeat_interleave(reps, dim=0).repeat(SEEDS, 1, 1)
+    y = data["y_train"].repeat_interleave(reps, dim=0).repeat(SEEDS, 1)
     try:
-        E.fit_ensemble(model, data["x_train"].repeat_interleave(reps, dim=0), data["y_train"].repeat_interleave(reps, dim=0),
-                       epochs=epochs, batch_size=batch, lr=lr, weight_decay=wd, progress=False)
+        history = E.fit_ensemble(model, x, y, epochs=epochs, batch_size=batch, lr=lr, weight_decay=wd, progress=False)
     except FloatingPointError:
-        return float("inf"), float("inf")
+        return None, None
+    return model, (history[-1] > FAILED_NLL).view(SEEDS, k, reps)
+
+
+def score(data, mu, sigma):
+    """Components [C, ..., SEEDS, K, N_val] (standardised) -> (NLL, RMSE) [..., SEEDS] in quality points, mean over splits."""
+    s, k = mu.shape[-3], mu.shape[-2]
+    flat = [t.reshape(*t.shape[:-3], s * k, t.shape[-1]) for t in (mu, sigma)]
+    rmse, nll = E.uci_scores(*flat, data["y_val"].repeat(s, 1), data["y_mean"].repeat(s), data["y_std"].repeat(s))
+    return nll.view(*nll.shape[:-1], s, k).mean(-1), rmse.view(*rmse.shape[:-1], s, k).mean(-1)
+
+
+def summary(nll: torch.Tensor, rmse: torch.Tensor) -> dict:
+    """Per-seed scores [SEEDS] -> mean, seed-to-seed std."""
+    return dict(val_nll=nll.mean().item(), sd=nll.std().item() if nll.numel() > 1 else 0.0, val_rmse=rmse.mean().item())
+
+
+def ensemble_rows(data, lr, batch, wd, floor, epochs) -> list[dict]:
+    """One grid point, scored as a 5-member ensemble and as single networks."""
+    k = data["x_train"].shape[0]
+    base = dict(lr=lr, batch=batch, wd=wd, floor=floor, p=0.0, length="")
+    model, failed = fit(data, M, lr, batch, wd, floor, 0.0, epochs)
+    if model is None:
+        return [dict(base, method=m, val_nll=math.inf, sd=0.0, val_rmse=math.inf, failed=SEEDS * k * M,
+                     networks=SEEDS * k * M) for m in ("ensemble", "single")]
     with torch.no_grad():
-        if dropout:
-            mu, sigma = E.sample_dropout(model, data["x_val"], n_samples=100)  # [100, K, N_val]
-        else:
-            mu, sigma = (t.view(k, M, -1).transpose(0, 1) for t in model(data["x_val"].repeat_interleave(M, dim=0)))
-    return scores(data, mu, sigma)
+        mu, sigma = model(data["x_val"].repeat_interleave(M, dim=0).repeat(SEEDS, 1, 1))  # [SEEDS*K*M, N_val]
+    mu, sigma = (t.view(SEEDS, k, M, -1).permute(2, 0, 1, 3) for t in (mu, sigma))  # [M, SEEDS, K, N_val]
+    n_failed = int(failed.sum())
+    ens = summary(*score(data, mu, sigma))
+    nll_1, rmse_1 = score(data, mu[None], sigma[None])  # each network alone: [M, SEEDS]
+    single = summary(nll_1.mean(0), rmse_1.mean(0))
+    return [dict(base, method="ensemble", failed=n_failed, networks=SEEDS * k * M, **ens),
+            dict(base, method="single", failed=n_failed, networks=SEEDS * k * M, **single)]
+
+
+def dropout_row(data, lr, batch, p, length, floor, epochs) -> dict:
+    k, n = data["x_train"].shape[0], data["x_train"].shape[1]
+    wd = length ** 2 * (1 - p) / n
+    row = dict(method="mc_dropout", lr=lr, batch=batch, wd=wd, floor=floor, p=p, length=length, networks=SEEDS * k)
+    model, failed = fit(data, 1, lr, batch, wd, floor, p, epochs)
+    if model is None:
+        return dict(row, val_nll=math.inf, sd=0.0, val_rmse=math.inf, failed=SEEDS * k)
+    mu, sigma = E.sample_dropout(model, data["x_val"].repeat(SEEDS, 1, 1), n_samples=DROPOUT_SAMPLES)  # [S, SEEDS*K, N]
+    mu, sigma = (t.view(DROPOUT_SAMPLES, SEEDS, k, -1) for t in (mu, sigma))
+    return dict(row, failed=int(failed.sum()), **summary(*score(data, mu, sigma)))
+
+
+def conservative(row: dict) -> tuple:
+    """Sort key of the tie rule: lowest lr, largest batch, largest weight decay / length-scale, largest floor, lowest p."""
+    spread = row["length"] if row["method"] == "mc_dropout" else row["wd"]
+    return (row["lr"], -row["batch"], -spread, -row["floor"], row["p"])
 
 
 def select(rows: list[dict]) -> dict:
-    best = min(r["nll"] for r in rows)
-    return min((r for r in rows if r["nll"] <= best + TIE), key=lambda r: r["rmse"])
+    """The stated rule: no failed network; lowest validation NLL; ties within TIE to the most conservative."""
+    ok = [r for r in rows if r["failed"] == 0 and math.isfinite(r["val_nll"])]
+    if not ok:
+        raise RuntimeError("every grid point has a failed network; widen the grid")
+    best = min(r["val_nll"] for r in ok)
+    return min((r for r in ok if r["val_nll"] <= best + TIE), key=conservative)
 
 
-def show(rows: list[dict], keys: list[str]) -> None:
-    print("  ".join(f"{key:>7}" for key in keys) + f"  {'val NLL':>8}  {'val RMSE':>8}  {'s':>5}")
-    for r in sorted(rows, key=lambda r: r["nll"]):
-        print("  ".join(f"{r[key]:>7g}" for key in keys) + f"  {r['nll']:>8.4f}  {r['rmse']:>8.4f}  {r['s']:>5.1f}")
+def show(rows: list[dict]) -> None:
+    keys = ["lr", "batch", "wd", "floor", "p", "length"]
+    print("  ".join(f"{key:>7}" for key in keys) + f"  {'val NLL':>8}  {'sd':>6}  {'val RMSE':>8}  {'failed':>6}")
+    for r in sorted(rows, key=lambda r: r["val_nll"]):
+        mark = "  <- selected" if r.get("selected") else ""
+        print("  ".join(f"{r[key]:>7.4g}" if isinstance(r[key], float) else f"{r[key]:>7}" for key in keys)
+              + f"  {r['val_nll']:>8.4f}  {r['sd']:>6.4f}  {r['val_rmse']:>8.4f}  {r['failed']:>6}{mark}")
+
+
+def read_table(path: str | Path = ROOT / "tools" / "tune_uci.csv") -> dict[str, dict]:
+    """The committed table's choice per method: {"ensemble": {...}, "single": {...}, "mc_dropout": {...}}."""
+    chosen = {}
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            if row["selected"] == "1":
+                chosen[row["method"]] = row
+    return chosen
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny grid, 3 splits, 5 epochs (smoke test)")
+    parser.add_argument("--out", default=None, help="CSV of every grid point (default tools/tune_uci.csv; none with --quick)")
     args = parser.parse_args()
-    if args.quick:
-        grid = dict(lr=[0.01], batch=[32], wd=[0.0, 0.01], floor=[0.001])
-        dropouts, n_splits, epochs = [0.1, 0.2], 3, 5
-    else:
-        grid = dict(lr=[0.003, 0.01, 0.02, 0.03], batch=[32, 64], wd=[0.0, 0.001, 0.01, 0.03], floor=[0.001, 0.1])
-        dropouts, n_splits, epochs = [0.05, 0.1, 0.2], 20, 40
+    grid, drop_grid = QUICK if args.quick else (GRID, DROPOUT_GRID)
+    n_splits, epochs = (3, 5) if args.quick else (20, 40)
+    out = args.out or (None if args.quick else ROOT / "tools" / "tune_uci.csv")
     start = time.perf_counter()
     data = tuning_splits(n_splits)
     k, n_tr, n_val = data["x_train"].shape[0], data["x_train"].shape[1], data["x_val"].shape[1]
     print(f"red wine: {k} splits, {n_tr} tuning-train + {n_val} validation rows each (test rows unused), "
-          f"{epochs} epochs")
+          f"{epochs} epochs, {SEEDS} seeds per grid point")
 
     rows = []
-    for lr, batch, wd, floor in tqdm(list(itertools.product(*grid.values())), desc="ensemble configs"):
-        t0 = time.perf_counter()
-        nll, rmse = train_and_score(data, lr, batch, wd, floor, 0.0, epochs)
-        rows.append(dict(lr=lr, batch=batch, wd=wd, floor=floor, nll=nll, rmse=rmse, s=time.perf_counter() - t0))
-    print(f"\ndeep ensemble ({k} splits x {M} members), validation scores in quality points:")
-    show(rows, ["lr", "batch", "wd", "floor"])
-    chosen = select(rows)
-    print(f"selected: lr={chosen['lr']}, batch={chosen['batch']}, wd={chosen['wd']}, floor={chosen['floor']} "
-          f"(val NLL {chosen['nll']:.4f}, val RMSE {chosen['rmse']:.4f})")
-
-    drop_rows = []
-    for p in tqdm(dropouts, desc="dropout rates"):
-        t0 = time.perf_counter()
-        nll, rmse = train_and_score(data, chosen["lr"], chosen["batch"], chosen["wd"], chosen["floor"], p, epochs)
-        drop_rows.append(dict(dropout=p, nll=nll, rmse=rmse, s=time.perf_counter() - t0))
-    print(f"\nMC dropout ({k} networks, 100 masks) with the selected settings:")
-    show(drop_rows, ["dropout"])
-    print(f"selected dropout rate: {select(drop_rows)['dropout']}")
+    for lr, batch, wd, floor in tqdm(list(itertools.product(*grid.values())), desc="ensemble grid"):
+        rows += ensemble_rows(data, lr, batch, wd, floor, epochs)
+    for lr, batch, p, length, floor in tqdm(list(itertools.product(*drop_grid.values())), desc="MC dropout grid"):
+        rows.append(dropout_row(data, lr, batch, p, length, floor, epochs))
+    for method in ("ensemble", "single", "mc_dropout"):
+        part = [r for r in rows if r["method"] == method]
+        chosen = select(part)
+        for r in part:
+            r["selected"] = int(r is chosen)
+        print(f"\n{method}: validation scores in quality points (mean over {k} splits and {SEEDS} seeds; "
+              f"sd: seed-to-seed std of the mean NLL)")
+        show(part)
     print(f"\nwall time: {time.perf_counter() - start:.0f} s")
+    if out:
+        with open(out, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=COLUMNS, lineterminator="\n")
+            writer.writeheader()
+            for r in rows:
+                writer.writerow({c: (f"{r[c]:.6g}" if isinstance(r[c], float) else r[c]) for c in COLUMNS})
+        print(f"table written to {out}")
 
 
 if __name__ == "__main__":
