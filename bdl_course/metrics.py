@@ -4,7 +4,9 @@ Convention (torch's, as ``F.gaussian_nll_loss(input, target, var, ...)``): the p
 first, the target second, then options; ``reduction`` is ``"mean"``, ``"sum"`` or ``"none"``
 where a metric has one. A wrong type raises ``TypeError``, a wrong shape or value (NaN
 included) ``ValueError``, naming the argument. Where a prediction can be a whole predictive
-distribution, a :class:`~bdl_course.predictive.Predictive` is accepted as ``input``.
+distribution, a :class:`~bdl_course.predictive.Predictive` is accepted in its place: its mean for
+``rmse``, its exact interval for ``interval_coverage``, its probabilities (log-probabilities for
+``categorical_nll``) for the classification metrics.
 """
 from __future__ import annotations
 
@@ -149,6 +151,11 @@ def _check_probs(name: str, probs: torch.Tensor, ndim: int) -> torch.Tensor:
     return probs
 
 
+def _as_probs(probs):
+    """A categorical Predictive stands for its predictive probabilities (the mean of its components')."""
+    return probs.probs() if isinstance(probs, Predictive) else probs
+
+
 def _check_labels(labels: torch.Tensor, n: int, n_classes: int, name: str = "labels") -> torch.Tensor:
     if not isinstance(labels, torch.Tensor) or labels.dtype.is_floating_point or labels.dtype == torch.bool:
         raise TypeError(f"{name} must be a 1-D integer tensor of classes, got {labels!r:.80}")
@@ -168,6 +175,7 @@ def entropy(probs: torch.Tensor) -> torch.Tensor:
 
     ``probs``: ``[..., C]`` probabilities. Returns ``[...]`` (the last dimension removed).
     """
+    probs = _as_probs(probs)
     _check_probs("probs", probs, ndim=tuple(range(1, 9)))
     return torch.special.entr(probs).sum(-1)
 
@@ -179,6 +187,8 @@ def categorical_nll(log_probs: torch.Tensor, labels: torch.Tensor) -> float:
     ``logmeanexp`` of the samples' log-probabilities); ``labels``: ``[N]`` integer classes.
     A true class given probability 0 (``-inf``) makes the NLL ``inf``, as it should.
     """
+    if isinstance(log_probs, Predictive):
+        log_probs = log_probs.log_probs()
     check_tensor("log_probs", log_probs, ndim=2, finite=False)
     if torch.isnan(log_probs).any() or (log_probs > 1e-4).any():
         raise ValueError("log_probs must be log-probabilities (<= 0, no NaN); pass log_softmax outputs, not logits")
@@ -191,6 +201,7 @@ def brier_score(probs: torch.Tensor, labels: torch.Tensor) -> float:
 
     ``probs``: ``[N, C]`` predictive probabilities; ``labels``: ``[N]`` integer classes.
     """
+    probs = _as_probs(probs)
     _check_probs("probs", probs, ndim=2)
     _check_labels(labels, probs.shape[0], probs.shape[1])
     onehot = torch.nn.functional.one_hot(labels, probs.shape[1]).to(probs.dtype)
@@ -205,6 +216,7 @@ def calibration_bins(probs: torch.Tensor, labels: torch.Tensor, n_bins: int = 15
     ``labels``: ``[N]``. Returns ``edges`` ``[n_bins + 1]`` and, per bin, ``count`` ``[n_bins]``,
     ``confidence`` and ``accuracy`` ``[n_bins]`` (means over the bin; NaN for an empty bin).
     """
+    probs = _as_probs(probs)
     _check_probs("probs", probs, ndim=2)
     _check_labels(labels, probs.shape[0], probs.shape[1])
     check_int("n_bins", n_bins)
@@ -224,6 +236,7 @@ def ece(probs: torch.Tensor, labels: torch.Tensor, n_bins: int = 15) -> float:
     ``probs``: ``[N, C]`` predictive probabilities; ``labels``: ``[N]``. Empty bins count 0.
     See :func:`calibration_bins` for the binning (Guo et al., 2017).
     """
+    probs = _as_probs(probs)
     bins = calibration_bins(probs, labels, n_bins)
     used = bins["count"] > 0
     gap = (bins["accuracy"][used] - bins["confidence"][used]).abs()
@@ -262,6 +275,7 @@ def rejection_accuracy(probs: torch.Tensor, labels: torch.Tensor, uncertainty: t
     highest ``uncertainty`` are set aside and the accuracy of the others is returned.
     ``probs``: ``[N, C]``; ``labels``: ``[N]``; ``uncertainty``: ``[N]``; returns ``[F]``.
     """
+    probs = _as_probs(probs)
     _check_probs("probs", probs, ndim=2)
     n = probs.shape[0]
     _check_labels(labels, n, probs.shape[1])

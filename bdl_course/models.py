@@ -219,7 +219,7 @@ def bayes_lenet(in_channels: int = 1, image_size: int = 8, n_classes: int = 10, 
     """The Bayesian twin of :func:`lenet`: every weight and bias Gaussian, prior ``N(prior_mu, prior_sigma^2)``.
 
     ``local_reparam`` samples pre-activations instead of weights in every layer (see
-    :func:`~bdl_course.layers.local_reparam_conv2d`). Shapes: ``[N, C, H, W] -> [N, n_classes]``
+    :func:`~bdl_course.functional.local_reparam_conv2d`). Shapes: ``[N, C, H, W] -> [N, n_classes]``
     (one weight sample) or ``[S, N, C, H, W] -> [S, N, n_classes]`` (S samples).
     """
     check_positive("prior_sigma", prior_sigma)

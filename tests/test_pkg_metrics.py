@@ -353,3 +353,18 @@ def test_uci_scores_need_a_gaussian_predictive_ending_in_the_targets_shape():
         metrics.uci_scores(torch.zeros(3, 2, 4), torch.zeros(2, 4), torch.zeros(2), torch.ones(2))
     with pytest.raises(ValueError, match=r"must end in target's \[K, N\]"):
         metrics.uci_scores(pred, torch.zeros(2, 5), torch.zeros(2), torch.ones(2))
+
+
+def test_classification_metrics_accept_a_categorical_predictive_as_its_probabilities():
+    g = torch.Generator().manual_seed(0)
+    lp = torch.log_softmax(2 * torch.randn(5, 30, 3, generator=g, dtype=F64), dim=-1)
+    labels = torch.randint(0, 3, (30,), generator=g)
+    pred = Predictive.categorical(lp)
+    probs = lp.exp().mean(0)
+    assert metrics.accuracy(pred, labels) == metrics.accuracy(probs, labels)
+    assert metrics.categorical_nll(pred, labels) == pytest.approx(metrics.categorical_nll(probs.log(), labels))
+    assert metrics.brier_score(pred, labels) == pytest.approx(metrics.brier_score(probs, labels))
+    assert metrics.ece(pred, labels, n_bins=5) == pytest.approx(metrics.ece(probs, labels, n_bins=5))
+    torch.testing.assert_close(metrics.entropy(pred), metrics.entropy(probs))
+    torch.testing.assert_close(metrics.rejection_accuracy(pred, labels, pred.entropy(), [0.0, 0.5]),
+                               metrics.rejection_accuracy(probs, labels, pred.entropy(), [0.0, 0.5]))
