@@ -75,13 +75,15 @@ def sample_curves(ax, x, samples, color: str = "C0", label: str = "posterior sam
 def reliability_diagram(ax, probs, labels, n_bins: int = 15, label: str | None = None, color: str = "C0") -> None:
     """Accuracy against confidence in equal-width bins (Guo et al., 2017), with the diagonal.
 
-    ``probs``: ``[N, C]`` predictive probabilities; ``labels``: ``[N]``. Each bar is one bin's
+    ``probs``: ``[N, C]`` predictive probabilities (or a categorical Predictive); ``labels``: ``[N]``. Each bar is one bin's
     accuracy; a calibrated model's bars touch the dashed diagonal; bars below it mean over-,
     above it under-confidence. Bin counts are written over the bars; empty bins draw nothing.
     """
     from .metrics import calibration_bins
+    from .predictive import Predictive
 
-    bins = calibration_bins(torch.as_tensor(probs), torch.as_tensor(labels), n_bins)
+    probs = probs.probs() if isinstance(probs, Predictive) else torch.as_tensor(probs)
+    bins = calibration_bins(probs, torch.as_tensor(labels), n_bins)
     edges, acc, conf, count = (_np(bins[k]) for k in ("edges", "accuracy", "confidence", "count"))
     used = count > 0
     width = edges[1] - edges[0]

@@ -101,16 +101,17 @@ def test_sample_curves_draws_one_line_per_sample_with_one_legend_entry():
 # ---------------------------------------------------------------- plots
 
 def test_reliability_diagram_and_image_grid_draw():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     p = torch.softmax(3 * torch.randn(100, 10), -1)
     y = torch.randint(10, (100,))
     fig, axes = plt.subplots(1, 4)
     plots.reliability_diagram(axes[0], p, y, n_bins=10, label="model")
-    assert len(axes[0].patches) == int((metrics.calibration_bins(p, y, 10)["count"] > 0).sum())
+    bins = metrics.calibration_bins(p, y, 10)
+    used = bins["count"] > 0
+    assert len(axes[0].patches) == int(used.sum())
+    heights = [patch.get_height() for patch in axes[0].patches]  # each bar is its bin's accuracy
+    np.testing.assert_allclose(heights, bins["accuracy"][used].numpy(), rtol=1e-6)
+    plots.reliability_diagram(axes[0], Predictive.categorical(p.log()[None]), y, n_bins=10)
+    assert len(axes[0].patches) == 2 * int(used.sum())
     plots.image_grid(axes[1:], torch.rand(2, 1, 8, 8), ["a", "b"])
     assert axes[1].get_title() == "a" and len(axes[1].images) == 1 and not axes[3].axison
     with pytest.raises(ValueError, match="images"):
