@@ -257,24 +257,33 @@ class BayesConv2d(BayesLayer):
         if x.dim() not in (4, 5) or x.shape[-3] != self.in_channels:
             raise ValueError(f"x must have shape [N, {self.in_channels}, H, W] or [S, N, {self.in_channels}, H, W], "
                              f"got {tuple(getattr(x, 'shape', ()))}")
-        conv = dict(stride=self.stride, padding=self.padding)
         if self.frozen or self.local_reparam:
-            lead = x.shape[:-3]
-            shared = x.dim() == 5 and x.stride(0) == 0  # one input for all S samples: convolve it once
-            flat = x[0] if shared else x.reshape(-1, *x.shape[-3:])
-            if self.frozen:
-                out = F.conv2d(flat, self.weight_mu, self.bias_mu, **conv)
-                return out.expand(*lead, *out.shape[1:]) if shared else out.reshape(*lead, *out.shape[1:])
-            mean, std = F_bdl._conv_mean_std(flat, self.weight_mu, self.weight_sigma, self.bias_mu, self.bias_sigma,
-                                       self.stride, self.padding)
-            if shared:
-                return mean + std * torch.randn((lead[0], *mean.shape), dtype=mean.dtype, device=mean.device)
-            return (mean + std * torch.randn_like(mean)).reshape(*lead, *mean.shape[1:])
+            return self._forward_moments(x)
+        return self._forward_kernel_samples(x)
+
+    def _forward_moments(self, x: torch.Tensor) -> torch.Tensor:
+        """Frozen (the mean kernel) or local reparameterisation (output mean and std, then noise):
+        both convolve the images with fixed kernels, so the S leading copies fold into the batch."""
+        lead = x.shape[:-3]
+        shared = x.dim() == 5 and x.stride(0) == 0  # one input for all S samples: convolve it once
+        flat = x[0] if shared else x.reshape(-1, *x.shape[-3:])
+        if self.frozen:
+            out = F.conv2d(flat, self.weight_mu, self.bias_mu, stride=self.stride, padding=self.padding)
+            return out.expand(*lead, *out.shape[1:]) if shared else out.reshape(*lead, *out.shape[1:])
+        mean, std = F_bdl._conv_mean_std(flat, self.weight_mu, self.weight_sigma, self.bias_mu, self.bias_sigma,
+                                         self.stride, self.padding)
+        if shared:
+            return mean + std * torch.randn((lead[0], *mean.shape), dtype=mean.dtype, device=mean.device)
+        return (mean + std * torch.randn_like(mean)).reshape(*lead, *mean.shape[1:])
+
+    def _forward_kernel_samples(self, x: torch.Tensor) -> torch.Tensor:
+        """One kernel sample for ``[N, ...]``; S kernel samples in one grouped convolution for ``[S, N, ...]``."""
+        conv = dict(stride=self.stride, padding=self.padding)
         if x.dim() == 4:
             w = self.weight_mu + self.weight_sigma * torch.randn_like(self.weight_mu)
             b = None if self.bias_mu is None else self.bias_mu + self.bias_sigma * torch.randn_like(self.bias_mu)
             return F.conv2d(x, w, b, **conv)
-        # S kernel samples in one grouped convolution: the S copies of the input become channel groups
+        # the S copies of the input become channel groups
         s, n = x.shape[:2]
         eps = torch.randn((s, *self.weight_mu.shape), dtype=x.dtype, device=x.device)
         w = (self.weight_mu + self.weight_sigma * eps).reshape(s * self.out_channels, *self.weight_mu.shape[1:])
