@@ -17,7 +17,7 @@ import torch
 from .predictive import Predictive, _reduce
 from .utils import check_int, check_positive, check_tensor
 
-__all__ = ["rmse", "gaussian_nll", "interval_coverage", "uci_scores", "accuracy", "entropy",
+__all__ = ["rmse", "gaussian_nll", "interval_coverage", "mean_and_se", "uci_scores", "accuracy", "entropy",
            "categorical_nll", "brier_score", "calibration_bins", "ece", "auroc",
            "rejection_accuracy", "fit_temperature", "split_conformal", "oob_gaussian_nll"]
 
@@ -88,6 +88,16 @@ def interval_coverage(input, target: torch.Tensor, std: torch.Tensor | None = No
     check_positive("std", std)
     z = NormalDist().inv_cdf(0.5 + level / 2)
     return ((target - input).abs() <= z * std).double().mean().item()
+
+
+def mean_and_se(values) -> tuple[float, float]:
+    """The mean of ``values`` (e.g. one score per data split) and its standard error ``std / sqrt(K)``
+    (``std`` with K - 1 in the denominator); K >= 2 values, finite."""
+    values = torch.as_tensor(values, dtype=torch.float64).reshape(-1)
+    if values.numel() < 2:
+        raise ValueError(f"values must hold at least 2 numbers for a standard error, got {values.numel()}")
+    check_tensor("values", values)
+    return values.mean().item(), (values.std() / math.sqrt(values.numel())).item()
 
 
 def uci_scores(input: Predictive, target: torch.Tensor, y_mean: torch.Tensor, y_std: torch.Tensor,

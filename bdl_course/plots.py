@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["predictive_band", "training_data", "mc_error", "sample_boxplots", "sample_curves",
+__all__ = ["predictive_band", "shade_regions", "training_data", "mc_error", "sample_boxplots", "sample_curves",
            "reliability_diagram", "image_grid"]
 
 
@@ -36,6 +36,17 @@ def predictive_band(ax, x, mean, std=None, label: str | None = None, color: str 
         raise ValueError(f"the predictive must be at the {x.shape[0]} points of x, got mean of shape {mean.shape}")
     ax.plot(x, mean, color=color, label=label)
     ax.fill_between(x, lo, hi, color=color, alpha=0.2, linewidth=0)
+
+
+def shade_regions(ax, intervals, label: str | None = "no data", color: str = "grey", alpha: float = 0.15) -> None:
+    """Grey vertical bands over the x-intervals ``[(a, b), ...]`` (e.g. the gaps without training
+    data); one legend entry, ``label``, for all of them (None: no entry)."""
+    intervals = [tuple(map(float, pair)) for pair in intervals]
+    for a, b in intervals:
+        if not a < b:
+            raise ValueError(f"each interval must be (a, b) with a < b, got {(a, b)}")
+    for i, (a, b) in enumerate(intervals):
+        ax.axvspan(a, b, color=color, alpha=alpha, linewidth=0, label=label if i == 0 else None)
 
 
 def training_data(ax, x, y, label: str = "training data") -> None:

@@ -34,6 +34,13 @@ def get_device(device: str | torch.device | None = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def get_devices() -> list[torch.device]:
+    """Every CUDA device, or ``[cpu]`` when there is none (d2l's ``try_all_gpus``): where to spread
+    an ensemble's members (``GaussianEnsemble(..., devices=get_devices())``)."""
+    n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    return [torch.device(f"cuda:{i}") for i in range(n)] or [torch.device("cpu")]
+
+
 def check_tensor(name: str, value, ndim: int | tuple[int, ...] | None = None,
                  last_dim: int | None = None, finite: bool = True) -> torch.Tensor:
     """Return ``value`` if it is a finite floating tensor of the expected rank, else raise.

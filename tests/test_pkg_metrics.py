@@ -368,3 +368,12 @@ def test_classification_metrics_accept_a_categorical_predictive_as_its_probabili
     torch.testing.assert_close(metrics.entropy(pred), metrics.entropy(probs))
     torch.testing.assert_close(metrics.rejection_accuracy(pred, labels, pred.entropy(), [0.0, 0.5]),
                                metrics.rejection_accuracy(probs, labels, pred.entropy(), [0.0, 0.5]))
+
+
+def test_mean_and_se_is_the_mean_and_the_standard_error_of_the_mean():
+    mean, se = metrics.mean_and_se([1.0, 2.0, 3.0, 6.0])
+    assert mean == 3.0 and se == pytest.approx(math.sqrt(((4 + 1 + 0 + 9) / 3) / 4))
+    with pytest.raises(ValueError, match="at least 2"):
+        metrics.mean_and_se([1.0])
+    with pytest.raises(ValueError, match="NaN"):
+        metrics.mean_and_se([1.0, math.nan])

@@ -117,3 +117,13 @@ def test_reliability_diagram_and_image_grid_draw():
     with pytest.raises(ValueError, match="images"):
         plots.image_grid(axes[1:], torch.rand(2, 8, 8))
     plt.close(fig)
+
+
+def test_shade_regions_draws_one_band_per_interval_with_one_legend_entry(ax):
+    plots.shade_regions(ax, [(-1, 0.5), (2, 3)])
+    assert len(ax.patches) == 2
+    spans = [(p.get_x(), p.get_x() + p.get_width()) for p in ax.patches]  # x in data units
+    assert spans == [(-1.0, 0.5), (2.0, 3.0)]
+    assert [p.get_label() for p in ax.patches][0] == "no data" and ax.patches[1].get_label().startswith("_")
+    with pytest.raises(ValueError, match="a < b"):
+        plots.shade_regions(ax, [(1, 0)])

@@ -160,3 +160,11 @@ def test_a_wrong_type_raises_type_error_and_a_wrong_value_value_error(name):
         call(wrong_type)
     with pytest.raises(ValueError):
         call(wrong_value)
+
+
+def test_get_devices_lists_every_gpu_or_the_cpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert utils.get_devices() == [torch.device("cuda:0"), torch.device("cuda:1")]
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert utils.get_devices() == [torch.device("cpu")]
