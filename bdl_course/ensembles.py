@@ -403,11 +403,17 @@ def member_batches(n_members: int, n_rows: int, batch_size: int, device=None) ->
 
 
 def baseline_nll(y: torch.Tensor) -> torch.Tensor:
-    """The training NLL of predicting every target by the targets' own mean and std: ``N(mean(y), var(y))``.
+    """The training NLL of a model that ignores x: it predicts the targets' own distribution.
 
-    ``y``: ``[..., N]``; returns ``[...]``: ``0.5 log(2 pi var) + 0.5`` (var divided by N). A model
-    whose training NLL is above this has learnt less than nothing about x.
+    ``y``: ``[..., N]``; returns ``[...]``. Real targets: the NLL of ``N(mean(y), var(y))``,
+    ``0.5 log(2 pi var) + 0.5`` (var divided by N). Integer class labels: the NLL of predicting
+    the class frequencies, their entropy ``-sum_c f_c log f_c``. A model whose training NLL is
+    above this has learnt less than nothing about x.
     """
+    if not y.dtype.is_floating_point:
+        n_classes = int(y.max()) + 1
+        freq = torch.nn.functional.one_hot(y.long(), n_classes).double().mean(dim=-2)  # [..., C]
+        return torch.special.entr(freq).sum(-1)
     return 0.5 * torch.log(2 * math.pi * y.var(dim=-1, unbiased=False)) + 0.5
 
 
@@ -447,7 +453,8 @@ def fit_ensemble(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int
         check_tensor("x", x)
         if likelihood is None or not callable(getattr(likelihood, "nll", None)):
             raise TypeError(f"a DeepEnsemble needs likelihood= (bdl_course.likelihoods), got {type(likelihood).__name__}")
-    check_tensor("y", y)
+    if gaussian or not (isinstance(y, torch.Tensor) and y.dtype in (torch.int64, torch.int32)):
+        check_tensor("y", y)  # class labels (a classifier ensemble) pass as they are
     check_int("epochs", epochs)
     check_int("batch_size", batch_size)
     j = model.n_members
@@ -483,7 +490,7 @@ def fit_ensemble(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int
                        lambda: member_batches(j, n, batch_size, device=x.device), step_loss, n, lr,
                        weight_decay, progress, desc, check_every_step=False)
     history = torch.stack([h.cpu() for h in history])
-    baseline = baseline_nll(targets.detach().double().cpu())
+    baseline = baseline_nll(targets.detach().cpu() if not targets.dtype.is_floating_point else targets.detach().double().cpu())
     failed = [m for m in range(j) if history[-1, m] > baseline[m]]
     if failed:
         detail = ", ".join(f"member {m}: {history[-1, m]:.3f} > {baseline[m]:.3f}" for m in failed)

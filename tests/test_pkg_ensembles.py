@@ -1,4 +1,6 @@
 """Specification of bdl_course.ensembles: the vectorised ensemble, its training, the mixture."""
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -527,3 +529,35 @@ def test_the_cubic_toy_of_the_paper_is_seeded_sorted_and_leaves_the_global_gener
     assert not torch.equal(y, data.make_cubic_regression(n=20, seed=1)[1])
     with pytest.raises(ValueError, match="noise_std"):
         data.make_cubic_regression(noise_std=0.0)
+
+
+def test_a_deep_ensemble_of_classifiers_trains_vectorised_on_integer_labels():
+    from bdl_course import likelihoods
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(40, 3, generator=g)
+    y = (x[:, 0] > 0).long() + (x[:, 1] > 1).long()  # three classes
+    nets = [torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3)) for _ in range(2)]
+    model = ensembles.DeepEnsemble(nets)
+    lik = likelihoods.Categorical(40)
+    seed_everything(1)
+    history = ensembles.fit_ensemble(model, x, y, epochs=2, batch_size=8, likelihood=lik, progress=False)
+    seed_everything(1)
+    orders = [ensembles.member_batches(2, 40, 8) for _ in range(2)]
+    for j, net in enumerate(nets):
+        opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+        for epoch in orders:
+            for idx in epoch:
+                loss = torch.nn.functional.cross_entropy(net(x[idx[j]]), y[idx[j]])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+        for p, q in zip(net.parameters(), model.member(j).parameters()):
+            torch.testing.assert_close(p, q, atol=1e-5, rtol=1e-4)
+    assert history.shape == (2, 2)
+
+
+def test_the_baseline_of_class_labels_is_the_entropy_of_their_frequencies():
+    y = torch.tensor([[0, 0, 1, 2], [1, 1, 1, 1]])
+    expected = torch.tensor([-(0.5 * math.log(0.5) + 2 * 0.25 * math.log(0.25)), 0.0], dtype=torch.float64)
+    torch.testing.assert_close(ensembles.baseline_nll(y), expected)
