@@ -109,9 +109,15 @@ HOSTILE = {
 }
 
 
+_RELEASE: list[Path] = []
+
+
 def release_notebook(tmp: Path) -> Path:
-    course = nbcourse.make_course(tmp / "release-course", {TOY: FIXTURES / TOY})
-    return nbcourse.release(course, TOY) / f"{TOY}.ipynb"
+    """The toy lesson's student version (released once per test session)."""
+    if not _RELEASE:
+        course = nbcourse.make_course(tmp / "release-course", {TOY: FIXTURES / TOY})
+        _RELEASE.append(nbcourse.release(course, TOY) / f"{TOY}.ipynb")
+    return _RELEASE[0]
 
 
 def build_batch(folder: Path, release: Path) -> dict[str, object]:

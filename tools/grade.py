@@ -423,8 +423,19 @@ def grade(args) -> tuple[list[Row], Path, dict]:
     if keep_db is not None:
         (course / "gradebook.db").write_bytes(keep_db)
     releases = {}
+    if used:  # in this process (nbgrader's CLI would cost seconds of start-up per lesson)
+        from nbgrader.apps import NbGraderAPI
+        from nbgrader.coursedir import CourseDirectory
+        from traitlets.config.loader import PyFileConfigLoader
+
+        config = PyFileConfigLoader("nbgrader_config.py", path=str(course)).load_config()
+        config.CourseDirectory.root = str(course)
+        api = NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
     for name in used:
-        releases[name] = nbformat.read(nbcourse.release(course, name) / f"{name}.ipynb", as_version=4)
+        made = api.generate_assignment(name, force=True)
+        if not made.get("success"):
+            raise SystemExit(f"grade.py: releasing {name} failed:\n{made.get('log')}\n{made.get('error')}")
+        releases[name] = nbformat.read(course / nbcourse.RELEASE / name / f"{name}.ipynb", as_version=4)
     template = course_template(course)
 
     rows = [Row(p.lesson, p.student, p.origin, "could not grade", p.problem) for p in problems]
@@ -436,6 +447,7 @@ def grade(args) -> tuple[list[Row], Path, dict]:
         except (ValueError, OSError) as error:
             row.status, row.reason = "could not grade", str(error)
             rows.append(row)
+            save_to_gradebook(course, entry.lesson, entry.student, None, False)  # Formgrader lists it
             continue
         dest = course / "submitted" / entry.student / entry.lesson / f"{entry.lesson}.ipynb"
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -606,6 +618,8 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     _quiet()
+    # nbgrader runs the `alembic` executable, which lives beside this Python (e.g. in .venv/bin)
+    os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     why = sandbox.available()
     if why:
         print(f"grade.py: cannot sandbox student code: {why}", file=sys.stderr)

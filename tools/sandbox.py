@@ -242,7 +242,11 @@ def _grader_setup(modules, nonce):
         except Exception:
             pass
     def holders():
-        out = [("builtins", builtins)]
+        ip = get_ipython()
+        out = [("builtins", builtins), ("shell", type(ip)), ("displayhook", type(ip.displayhook)),
+               ("compiler", type(ip.compile)), ("display_pub", type(ip.display_pub))]
+        if getattr(ip, "kernel", None) is not None:
+            out.append(("kernel", type(ip.kernel)))
         for m in loaded:
             out.append((m.__name__, m))
             if m.__name__ == "torch":
