@@ -109,6 +109,18 @@ class BayesLayer(nn.Module):
 
     def sample_module(self) -> nn.Module:
         """One weight sample as the ordinary torch layer (the means if the layer is frozen)."""
+        # the layer is built (its own random initialisation drawn) before the sample, as always: the
+        # same seed gives the same posterior samples as before
+        layer = self._torch_layer()
+        w, b = self._draw()
+        with torch.no_grad():
+            layer.weight.copy_(w)
+            if b is not None:
+                layer.bias.copy_(b)
+        return layer
+
+    def _torch_layer(self) -> nn.Module:
+        """The ordinary torch layer of this shape (``nn.Linear``, ``nn.Conv2d``), on this layer's device and dtype."""
         raise NotImplementedError
 
     @torch.no_grad()
@@ -188,21 +200,12 @@ class BayesLinear(BayesLayer):
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, " + self._prior_repr()
 
-    def sample_module(self) -> nn.Linear:
-        """An ordinary ``nn.Linear`` holding one weight sample (the means if the layer is frozen)."""
+    def _torch_layer(self) -> nn.Linear:
         mu = self.weight_mu
-        # the layer is built (its own random initialisation drawn) before the sample, as always: the
-        # same seed gives the same posterior samples as before
-        linear = nn.Linear(self.in_features, self.out_features, bias=self.bias_mu is not None,
-                           device=mu.device, dtype=mu.dtype)
-        w, b = self._draw()
-        with torch.no_grad():
-            linear.weight.copy_(w)
-            if b is not None:
-                linear.bias.copy_(b)
-        return linear
+        return nn.Linear(self.in_features, self.out_features, bias=self.bias_mu is not None,
+                         device=mu.device, dtype=mu.dtype)
 
-    sample_linear = sample_module  # the old name, while lessons move to sample_module
+    sample_linear = BayesLayer.sample_module  # the old name, while lessons move to sample_module
 
 
 class BayesConv2d(BayesLayer):
@@ -298,17 +301,10 @@ class BayesConv2d(BayesLayer):
             out = F.conv2d(grouped, w, b, groups=s, **conv)  # [N, S * C_out, H', W']
         return out.reshape(n, s, self.out_channels, *out.shape[-2:]).transpose(0, 1)
 
-    def sample_module(self) -> nn.Conv2d:
-        """An ordinary ``nn.Conv2d`` holding one kernel sample (the means if the layer is frozen)."""
+    def _torch_layer(self) -> nn.Conv2d:
         mu = self.weight_mu
-        layer = nn.Conv2d(self.in_channels, self.out_channels, self.kernel_size, stride=self.stride,
-                          padding=self.padding, bias=self.bias_mu is not None, device=mu.device, dtype=mu.dtype)
-        w, b = self._draw()
-        with torch.no_grad():
-            layer.weight.copy_(w)
-            if b is not None:
-                layer.bias.copy_(b)
-        return layer
+        return nn.Conv2d(self.in_channels, self.out_channels, self.kernel_size, stride=self.stride,
+                         padding=self.padding, bias=self.bias_mu is not None, device=mu.device, dtype=mu.dtype)
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
