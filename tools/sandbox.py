@@ -503,27 +503,37 @@ def instrument_ids(nb, plan: Plan) -> list:
 # Static checks of what the student wrote (trusted: the source is data here, never run)
 # --------------------------------------------------------------------------------------------
 
-SUSPECT_NAMES = {
-    "get_ipython": "reaches into IPython (transformers, hooks, magics)",
+# what honest answers in this course never need; reported with cell and line
+SUSPECT_CALLS = {  # builtins, flagged wherever the name is used
+    "get_ipython": "reaches into IPython (transformers, hooks, magics)", "__import__": "imports dynamically",
+    "exec": "executes generated code", "eval": "evaluates generated code", "compile": "compiles generated code",
+    "setattr": "sets attributes dynamically", "delattr": "deletes attributes dynamically",
+    "__builtins__": "reaches into builtins", "forbid": "touches the grader's forbid()",
+}
+SUSPECT_ATTRIBUTES = {  # flagged as attributes (x.name) or names imported from a module
     "displayhook": "touches sys.displayhook", "excepthook": "touches sys.excepthook",
     "ast_transformers": "installs an AST transformer", "input_transformers_post": "installs an input transformer",
-    "input_transformers_cleanup": "installs an input transformer", "input_transformer_manager": "installs an input transformer",
+    "input_transformers_cleanup": "installs an input transformer",
+    "input_transformer_manager": "installs an input transformer",
     "__code__": "rewrites function code", "__globals__": "reaches into function globals",
-    "__builtins__": "reaches into builtins", "__torch_function__": "overrides torch functions on a Tensor subclass",
+    "__builtins__": "reaches into builtins", "__torch_function__": "overrides torch functions",
     "__torch_dispatch__": "overrides torch dispatch", "_KL_REGISTRY": "edits torch's KL registry",
     "register_kl": "registers a KL rule", "settrace": "installs a trace hook", "setprofile": "installs a profile hook",
     "meta_path": "installs an import hook", "path_hooks": "installs an import hook",
-    "__import__": "imports dynamically", "exec": "executes generated code", "eval": "evaluates generated code",
-    "compile": "compiles generated code", "forbid": "touches the grader's forbid()", "grading": "touches bdl_course.grading",
-    "setattr": "sets attributes dynamically", "delattr": "deletes attributes dynamically",
-    "gc": "walks the garbage collector", "ctypes": "uses ctypes", "environ": "reads the environment",
-    "NBGRADER_EXECUTION": "looks for the grader", "fork": "forks processes", "system": "runs shell commands",
-    "popen": "runs shell commands", "subprocess": "runs processes", "sqlite3": "opens databases",
-    "socket": "opens sockets", "pickle": "unpickles data", "marshal": "loads code objects",
-    "importlib": "imports dynamically", "inspect": "inspects frames/source", "_getframe": "inspects frames",
+    "environ": "reads the environment", "getenv": "reads the environment", "fork": "forks processes",
+    "system": "runs shell commands", "popen": "runs shell commands", "_getframe": "inspects frames",
     "f_globals": "inspects frames", "f_locals": "inspects frames", "f_back": "inspects frames",
-    "atexit": "registers exit handlers", "signal": "installs signal handlers", "threading": "starts threads",
-    "multiprocessing": "starts processes", "shutil": "copies or deletes files", "sys.modules": "edits sys.modules",
+    "forbid": "touches the grader's forbid()",
+    "run_cell": "overrides IPython", "run_ast_nodes": "overrides IPython", "run_code": "overrides IPython",
+    "showtraceback": "overrides IPython", "register_magic_function": "defines IPython magics",
+}
+SUSPECT_MODULES = {  # flagged when imported
+    "ctypes": "uses ctypes", "subprocess": "runs processes", "sqlite3": "opens databases", "socket": "opens sockets",
+    "pickle": "unpickles data", "marshal": "loads code objects", "importlib": "imports dynamically",
+    "inspect": "inspects frames/source", "gc": "walks the garbage collector", "atexit": "registers exit handlers",
+    "signal": "installs signal handlers", "threading": "starts threads", "multiprocessing": "starts processes",
+    "shutil": "copies or deletes files", "pty": "opens terminals", "IPython": "reaches into IPython",
+    "ipykernel": "reaches into the kernel", "nbgrader": "reaches into nbgrader", "glob": "searches the file system",
 }
 COMPARISON_DUNDERS = {"__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__bool__", "__abs__",
                       "__sub__", "__rsub__", "__float__", "__index__", "__getattr__", "__getattribute__",
@@ -561,23 +571,25 @@ def static_flags(cells: list) -> list[str]:
         except SyntaxError:
             continue  # it fails when run, and scores what it scores
         for node in ast.walk(tree):
-            name = None
-            if isinstance(node, ast.Name):
-                name = node.id
-            elif isinstance(node, ast.Attribute):
-                name = node.attr
-                if isinstance(node.value, ast.Name) and f"{node.value.id}.{node.attr}" in SUSPECT_NAMES:
-                    add(cell, node, SUSPECT_NAMES[f"{node.value.id}.{node.attr}"])
-            elif isinstance(node, ast.alias):
-                name = node.name.split(".")[0]
-                if node.name in SUSPECT_NAMES:
-                    add(cell, node, SUSPECT_NAMES[node.name])
+            if isinstance(node, ast.Name) and node.id in SUSPECT_CALLS:
+                add(cell, node, SUSPECT_CALLS[node.id])
+            elif isinstance(node, ast.Attribute) and node.attr in SUSPECT_ATTRIBUTES:
+                add(cell, node, SUSPECT_ATTRIBUTES[node.attr])
+            elif isinstance(node, ast.Attribute) and node.attr == "modules" and \
+                    isinstance(node.value, ast.Name) and node.value.id == "sys":
+                add(cell, node, "edits sys.modules")
+            elif isinstance(node, ast.Import):
+                for alias in node.names:
+                    root = alias.name.split(".")[0]
+                    if root in SUSPECT_MODULES:
+                        add(cell, node, SUSPECT_MODULES[root])
             elif isinstance(node, ast.ImportFrom) and node.module:
                 root = node.module.split(".")[0]
-                if root in SUSPECT_NAMES:
-                    add(cell, node, SUSPECT_NAMES[root])
-            if name in SUSPECT_NAMES:
-                add(cell, node, SUSPECT_NAMES[name])
+                if root in SUSPECT_MODULES:
+                    add(cell, node, SUSPECT_MODULES[root])
+                for alias in node.names:
+                    if alias.name in SUSPECT_ATTRIBUTES or alias.name in SUSPECT_CALLS:
+                        add(cell, node, SUSPECT_ATTRIBUTES.get(alias.name) or SUSPECT_CALLS[alias.name])
             if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Delete)):
                 targets = list(node.targets) if isinstance(node, (ast.Assign, ast.Delete)) else [node.target]
                 while targets:
