@@ -29,6 +29,21 @@ class HideHiddenTestOutputs(Preprocessor):
         return cell, resources
 
 
+class DropTestResults(Preprocessor):
+    """No partial credit from results: nbgrader scores a test cell by its first numeric
+    `execute_result`, which an answer can print from inside the test (`sys.displayhook(3)`).
+    The course's test cells pass or fail by raising, so their results are dropped before scoring.
+    (tools/grade.py does this and more in its sandbox; this covers `nbgrader autograde`.)"""
+
+    enabled = Bool(True)
+
+    def preprocess_cell(self, cell, resources, index):
+        meta = cell.metadata.get("nbgrader", {})
+        if cell.cell_type == "code" and meta.get("grade") and not meta.get("solution"):
+            cell.outputs = [out for out in cell.outputs if out.output_type != "execute_result"]
+        return cell, resources
+
+
 c.CourseDirectory.course_id = "bdl-course"
 c.CourseDirectory.source_directory = "solutions"
 c.CourseDirectory.release_directory = "lessons"
@@ -60,4 +75,14 @@ c.Execute.timeout = 120
 # calls warnings.warn or logging.warning (or that torch warns about) would lose the cell's
 # points. A test fails by raising, never by printing: drop every stderr stream before scoring.
 c.IgnorePattern.enabled = True
+c.Autograde.autograde_preprocessors = [
+    "nbgrader.preprocessors.Execute",
+    DropTestResults,
+    "nbgrader.preprocessors.IgnorePattern",
+    "nbconvert.preprocessors.ClearMetadataPreprocessor",
+    "nbgrader.preprocessors.LimitOutput",
+    "nbgrader.preprocessors.SaveAutoGrades",
+    "nbgrader.preprocessors.AssignLatePenalties",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
 c.IgnorePattern.pattern = r"(?s)."

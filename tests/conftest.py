@@ -111,6 +111,9 @@ def toy_submissions(release: Path, solution: Path) -> dict[str, object]:
         "correct_with_warning": nbformat.writes(with_answers(release, {"square_answer": (
             "import logging, sys, warnings\n\ndef square(x):\n    warnings.warn('squaring')\n"
             "    logging.warning('squaring %s', x)\n    print('debug', file=sys.stderr)\n    return x * x")})),
+        # nbgrader would read the result shown from inside the test as its partial-credit score
+        "displayhook_trick": nbformat.writes(with_answers(release, {"square_answer": (
+            "import sys\n\ndef square(x):\n    sys.displayhook(1)\n    return 0")})),
     }
 
 

@@ -84,6 +84,7 @@ BAD_SUBMISSIONS = {
     "tampered_asserts": 1,    # nbgrader restores the original test cells: same as "wrong"
     "deleted_test_cell": 1,   # add_missing_cells puts the hidden test back, and it fails
     "correct_with_warning": 3,  # warnings/logging on stderr: IgnorePattern drops them before scoring
+    "displayhook_trick": 0,   # a result shown from inside a test cell is not partial credit
 }
 
 
