@@ -155,20 +155,13 @@ class BayesLinear(BayesLayer):
     The noise is drawn on every forward pass, on the device and in the dtype of the layer.
     """
 
-    def __init__(self, in_features: int, out_features: int, *_legacy, bias: bool = True, prior_mu: float = 0.0,
+    def __init__(self, in_features: int, out_features: int, *, bias: bool = True, prior_mu: float = 0.0,
                  prior_sigma: float = 1.0, init_sigma: float = 1e-3, local_reparam: bool = False,
                  device=None, dtype=None):
-        if _legacy:  # TEMPORARY: the old order BayesLinear(prior_mu, prior_sigma, in, out[, bias])
-            if len(_legacy) == 1:
-                bias = _legacy[0]
-            else:
-                prior_mu, prior_sigma, in_features, out_features = in_features, out_features, _legacy[0], _legacy[1]
-                bias = _legacy[2] if len(_legacy) > 2 else bias
         in_features = check_int("in_features", in_features)
         out_features = check_int("out_features", out_features)
         if not isinstance(bias, bool):
-            raise TypeError(f"bias must be a bool, got {type(bias).__name__} {bias!r}; the priors are "
-                            f"keyword-only: BayesLinear(in, out, prior_mu=..., prior_sigma=...)")
+            raise TypeError(f"bias must be a bool, got {type(bias).__name__} {bias!r}")
         super().__init__((out_features, in_features), bias, prior_mu, prior_sigma, init_sigma, local_reparam,
                          device, dtype)
         self.in_features, self.out_features = in_features, out_features
@@ -205,8 +198,6 @@ class BayesLinear(BayesLayer):
         return nn.Linear(self.in_features, self.out_features, bias=self.bias_mu is not None,
                          device=mu.device, dtype=mu.dtype)
 
-    sample_linear = BayesLayer.sample_module  # the old name, while lessons move to sample_module
-
 
 class BayesConv2d(BayesLayer):
     """A 2-D convolution whose every kernel weight and bias is a Gaussian random variable.
@@ -232,13 +223,9 @@ class BayesConv2d(BayesLayer):
     the mean and once for the variance). ``freeze()`` makes the layer use the posterior means.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, *_legacy, stride: int = 1,
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, *, stride: int = 1,
                  padding: int = 0, bias: bool = True, prior_mu: float = 0.0, prior_sigma: float = 1.0,
                  init_sigma: float = 1e-3, local_reparam: bool = False, device=None, dtype=None):
-        if _legacy:  # TEMPORARY: the old order BayesConv2d(prior_mu, prior_sigma, c_in, c_out, k[, stride, padding])
-            prior_mu, prior_sigma, in_channels, out_channels, kernel_size = (
-                in_channels, out_channels, kernel_size, _legacy[0], _legacy[1])
-            stride, padding = (_legacy[2:] + (stride, padding)[len(_legacy) - 2:])[:2]
         in_channels = check_int("in_channels", in_channels)
         out_channels = check_int("out_channels", out_channels)
         kernel_size = check_int("kernel_size", kernel_size)

@@ -355,3 +355,14 @@ def test_total_kl_num_stochastic_and_bayes_layers_include_convolutions():
     assert bnn.bayes_layers(model) == [conv, dense]
     torch.testing.assert_close(bnn.total_kl(model), conv.kl() + dense.kl())
     assert bnn.num_stochastic(model) == (4 * 9 + 4) + (4 * 2 + 2)
+
+
+def test_the_old_order_with_the_priors_first_raises_instead_of_building_a_silently_wrong_prior():
+    # BayesLinear(prior_mu, prior_sigma, in, out) once built N(4, 16^2) from BayesLinear(4, 16, 3, 2)
+    with pytest.raises(TypeError):
+        BayesLinear(4, 16, 3, 2)
+    with pytest.raises(TypeError):
+        BayesConv2d(0.0, 1.0, 3, 5, 3)
+    layer = BayesLinear(4, 16, prior_mu=0.5, prior_sigma=2.0, bias=False, device="cpu", dtype=torch.float64)
+    assert (layer.in_features, layer.out_features, layer.prior_mu, layer.prior_sigma) == (4, 16, 0.5, 2.0)
+    assert layer.bias_mu is None and layer.weight_mu.dtype == torch.float64
