@@ -299,5 +299,5 @@ class BayesConv2d(BayesLayer):
 
 
 # ---------------------------------------------------------------- old homes, while lessons move (see /tmp/bdl_api.md)
-from .functional import kl_normal, local_reparam_conv2d  # noqa: E402,F401
-from .bnn import average_parameters, bayes_layers, frozen, num_stochastic, sample_network, total_kl  # noqa: E402,F401
+from .functional import kl_normal  # noqa: E402,F401
+from .bnn import bayes_layers, num_stochastic, total_kl  # noqa: E402,F401
