@@ -25,7 +25,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import functional as F_bdl
-from .functional import local_reparam_linear
 from .utils import check_int, check_positive
 
 __all__ = ["BayesLayer", "BayesLinear", "BayesConv2d"]
@@ -177,7 +176,7 @@ class BayesLinear(BayesLayer):
         if self.frozen:
             return F.linear(x, self.weight_mu, self.bias_mu)
         if self.local_reparam:
-            return local_reparam_linear(x, self.weight_mu, self.weight_sigma, self.bias_mu, self.bias_sigma)
+            return F_bdl.local_reparam_linear(x, self.weight_mu, self.weight_sigma, self.bias_mu, self.bias_sigma)
         if x.dim() == 2:
             w = self.weight_mu + self.weight_sigma * torch.randn_like(self.weight_mu)
             b = None if self.bias_mu is None else self.bias_mu + self.bias_sigma * torch.randn_like(self.bias_mu)
