@@ -142,7 +142,7 @@ class BayesLinear(BayesLayer):
         bias: whether the layer has a (stochastic) bias.
         prior_mu, prior_sigma (keyword-only): mean and (positive) std of the factorised Gaussian prior.
         init_sigma: the posterior std every weight starts from (small: start near a point estimate).
-        local_reparam: sample pre-activations instead of weights (:func:`local_reparam_linear`):
+        local_reparam: sample pre-activations instead of weights (:func:`~bdl_course.functional.local_reparam_linear`):
             every example gets its own noise. Right for training and for per-example predictive
             distributions; not for drawing whole functions (curves), which need one weight sample
             shared by all inputs. The attribute can be switched at any time, or for a whole model

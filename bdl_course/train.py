@@ -150,7 +150,7 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
         loss_fn: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor],
         epochs: int, batch_size: int, lr: float = 1e-2, weight_decay: float = 0.0,
         progress: bool | None = None, desc: str = "training",
-        callback: Callable[[int], None] | None = None, pass_step: bool = False) -> list[float]:
+        callback: Callable[[int], None] | None = None) -> list[float]:
     """Minimise ``loss_fn(model, x_batch, y_batch)`` with Adam over shuffled minibatches.
 
     ``loss_fn``: a likelihood from :mod:`bdl_course.likelihoods` (its per-example negative ELBO;
@@ -179,16 +179,6 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     if x.shape[0] != y.shape[0]:
         raise ValueError(f"x and y must have the same number of rows, got {x.shape[0]} and {y.shape[0]}")
     n = x.shape[0]
-    if pass_step:  # TEMPORARY old form loss_fn(model, x, y, step), until the lessons use callback=
-        steps, user_callback, step_loss_fn = [0], callback, loss_fn
-
-        def callback(step):
-            steps[0] = step
-            if user_callback is not None:
-                user_callback(step)
-
-        def loss_fn(m, xb, yb):
-            return step_loss_fn(m, xb, yb, steps[0])
 
     def batches():
         perm = torch.randperm(n, device=x.device)

@@ -224,14 +224,3 @@ def test_fit_calls_the_loss_with_model_and_each_minibatch():
     train.fit(model, torch.randn(10, 1), torch.randn(10), loss_fn, epochs=1, batch_size=4, progress=False)
     assert calls == [4, 4, 2]
 
-
-def test_the_old_pass_step_form_still_hands_the_loss_every_step_number_until_lessons_move():
-    model = models.mlp(1, 4, 1)
-    seen = []
-
-    def loss_fn(m, xb, yb, step):
-        seen.append(step)
-        return ((m(xb)[:, 0] - yb) ** 2).mean()
-
-    train.fit(model, torch.randn(10, 1), torch.randn(10), loss_fn, epochs=3, batch_size=4, progress=False, pass_step=True)
-    assert seen == list(range(9))
