@@ -33,13 +33,14 @@ def predictive_sampling(n_points: int = 240, n_samples: int = 20) -> list[tuple[
     one vectorised pass vs a per-example, per-sample loop, and vs a deterministic network's
     forward pass over all S x N rows (the least a pass over that many rows can cost)."""
     bdl.seed_everything(0)
-    model = bdl.models.GaussianRegressor(bdl.models.bayes_mlp(11, 50, 1, init_sigma=0.1))
-    twin = bdl.models.GaussianRegressor(bdl.models.mlp(11, 50, 1))  # same shapes, deterministic
+    model = bdl.models.bayes_mlp(11, 50, 1, init_sigma=0.1)
+    twin = bdl.models.mlp(11, 50, 1)  # same shapes, deterministic
+    lik = bdl.likelihoods.Gaussian(1000, noise_std=0.5)
     rows = []
     with torch.no_grad():
         x = torch.randn(n_points, 11)
         loop = best_of(lambda: bdl.predict.sample_predictions_loop(model, x, n_samples), 3)
-        one_pass = best_of(lambda: bdl.predict.sample_predictions(model, x, n_samples), 50)
+        one_pass = best_of(lambda: bdl.predict.predictive(model, x, lik, n_samples), 50)
         what = f"{n_samples} samples x {n_points} points"
         rows += [(f"sampling, per-example per-sample loop ({what})", loop, ""),
                  (f"sampling, one vectorised pass ({what})", one_pass,
@@ -47,7 +48,7 @@ def predictive_sampling(n_points: int = 240, n_samples: int = 20) -> list[tuple[
         # small batches are dominated by per-operation overhead (a BBB layer runs ~4x more ops)
         for n, s in [(n_points, n_samples), (1000, 100)]:
             x, x_flat = torch.randn(n, 11), torch.randn(n * s, 11)
-            one_pass = best_of(lambda: bdl.predict.sample_predictions(model, x, s), 50)
+            one_pass = best_of(lambda: bdl.predict.predictive(model, x, lik, s), 50)
             deterministic = best_of(lambda: twin(x_flat), 50)
             rows += [(f"sampling, one vectorised pass ({s} samples x {n} points)", one_pass,
                       f"{one_pass / deterministic:.2f}x the deterministic pass below (target <= 2x)"),
