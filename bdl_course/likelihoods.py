@@ -16,6 +16,14 @@ A likelihood knows the training-set size N and does three things with a network'
 
 Likelihoods are ``nn.Module`` s: a learned noise std is a parameter, which ``train.fit`` trains
 with the network's.
+
+Examples::
+
+    lik = Gaussian(len(x_train), noise_std=0.5, learn_noise=True)   # network ends in one unit
+    bdl.train.fit(bdl.models.bayes_mlp(1, 50, 1), x_train, y_train, lik, epochs=300, batch_size=32)
+    lik = Categorical(len(x_train))                                  # network ends in C logits
+    warm = bdl.train.kl_warmup_callback(lik, warmup_steps=500)       # KL annealing
+    bdl.train.fit(model, x_train, labels, lik, epochs=50, batch_size=64, callback=warm)
 """
 from __future__ import annotations
 

@@ -67,6 +67,14 @@ def predictive(model: nn.Module, x: torch.Tensor, likelihood=None, n_samples: in
     :class:`~bdl_course.ensembles.DeepEnsemble`, :class:`~bdl_course.ensembles.GaussianEnsemble`)
     is delegated to. Returns a :class:`~bdl_course.predictive.Predictive` with S = ``n_samples``
     components (an ensemble: one per member).
+
+    Examples::
+
+        lik = bdl.likelihoods.Gaussian(n_train, noise_std=0.3)
+        bdl.train.fit(bnn, x_train, y_train, lik, epochs=200, batch_size=32)      # the per-example -ELBO
+        p = bdl.predict.predictive(bnn, x_test, lik, n_samples=100)               # BBB: 100 weight samples
+        p = bdl.predict.predictive(bdl.predict.mc_dropout(net), x_test, lik, 100)  # MC dropout: 100 masks
+        p.mean(), p.std(), p.interval(0.95), p.nll(y_test)
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
