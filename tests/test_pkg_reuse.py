@@ -24,9 +24,9 @@ from conftest import LESSONS, ROOT
 
 MIN_NODES = 12  # smaller bodies (``return x + 1``) may coincide without being a helper worth sharing
 
-# Known repeats, each waiting for its lesson to move onto bdl_course.likelihoods (see /tmp/bdl_api.md):
-# remove an entry when its lesson no longer defines it.
-KNOWN = {("03_full_bnn", "cross_entropy"), ("06_bayesian_cnn", "cnn_loss")}
+# (lesson, function) pairs tolerated while a lesson moves a repeat into the package; empty since lesson 03
+# dropped its cross_entropy closure (same body as lesson 06's cnn_loss) for bdl.likelihoods.Categorical.
+KNOWN: set[tuple[str, str]] = set()
 
 
 class _Canonical(ast.NodeTransformer):
