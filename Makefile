@@ -29,6 +29,8 @@ TIMEOUT ?= 300
 LESSONS = $(shell $(PYTHON3) tools/nbcourse.py)
 # JupyterLab refuses to start as root unless told; a laptop user is not root
 LAB_ARGS := $(if $(filter 0,$(shell id -u)),--allow-root,)
+# nbgrader's gradebook runs the `alembic` executable, which lives in .venv/bin
+LAB_PATH := PATH="$(CURDIR)/$(VENV)/bin:$$PATH"
 
 .PHONY: help course test test-browser lab instructor release grade bench clean
 
@@ -64,7 +66,7 @@ test-browser: $(STAMP)
 	$(PY) -m pytest tests/test_browser.py
 
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab $(LAB_ARGS) lessons
+	$(LAB_PATH) $(VENV)/bin/jupyter lab $(LAB_ARGS) lessons
 
 # nbgrader keeps its gradebook and exchange in the course root: here a scratch course whose
 # source is a link to solutions/ (edits land in the repository) and whose release folder is
@@ -76,7 +78,7 @@ instructor: $(STAMP)
 	cp nbgrader_config.py $(INSTRUCTOR)/nbgrader_config.py
 	printf '\n# make instructor: a scratch exchange beside the scratch gradebook\nc.Exchange.root = "%s"\n' \
 	    "$(INSTRUCTOR)/exchange" >> $(INSTRUCTOR)/nbgrader_config.py
-	cd $(INSTRUCTOR) && $(CURDIR)/$(VENV)/bin/jupyter lab $(LAB_ARGS)
+	cd $(INSTRUCTOR) && $(LAB_PATH) $(CURDIR)/$(VENV)/bin/jupyter lab $(LAB_ARGS)
 
 release: $(STAMP)
 	$(PY) tools/release.py $(LESSONS)
