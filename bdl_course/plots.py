@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["predictive_band", "shade_regions", "training_data", "mc_error", "sample_boxplots", "sample_curves",
+__all__ = ["predictive_band", "against_reference", "shade_regions", "training_data", "mc_error", "sample_boxplots", "sample_curves",
            "reliability_diagram", "image_grid"]
 
 
@@ -47,6 +47,17 @@ def shade_regions(ax, intervals, label: str | None = "no data", color: str = "gr
             raise ValueError(f"each interval must be (a, b) with a < b, got {(a, b)}")
     for i, (a, b) in enumerate(intervals):
         ax.axvspan(a, b, color=color, alpha=alpha, linewidth=0, label=label if i == 0 else None)
+
+
+def against_reference(ax, x, predictive, reference, label: str, color: str = "C0", level: float = 0.95,
+                      reference_label: str = "HMC") -> None:
+    """One method's predictive (mean and central ``level`` band, filled) with a reference predictive's
+    band drawn as dashed lines on top, e.g. HMC in every panel of lesson 07. ``x``: ``[M]``;
+    ``predictive``, ``reference``: :class:`~bdl_course.predictive.Predictive` at those M inputs."""
+    predictive_band(ax, x, predictive, label=label, color=color, level=level)
+    lo, hi = (_np(t) for t in reference.interval(level))
+    ax.plot(_np(x), lo, "k--", linewidth=1, label=f"{reference_label} {level:.0%} band")
+    ax.plot(_np(x), hi, "k--", linewidth=1)
 
 
 def training_data(ax, x, y, label: str = "training data") -> None:

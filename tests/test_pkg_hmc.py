@@ -150,3 +150,25 @@ def test_save_is_atomic_and_round_trips(gold, tmp_path, monkeypatch):
     with pytest.raises(OSError):
         hmc.save_gold(gold, tmp_path / "out" / "other.npz")
     assert sorted(p.name for p in path.parent.iterdir()) == ["gold.npz"]
+
+
+def test_against_reference_draws_the_reference_interval_dashed(gold, toy):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from bdl_course.plots import against_reference
+    from bdl_course.predictive import Predictive
+
+    reference = Predictive.gaussian(gold.f_grid.reshape(-1, toy.grid.shape[0]), hmc.NOISE_STD)
+    method = Predictive.gaussian(gold.f_grid[0, :1], hmc.NOISE_STD)  # one draw: a point estimate
+    fig, ax = plt.subplots()
+    against_reference(ax, toy.grid, method, reference, label="one draw")
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    lo, hi = reference.interval(0.95)
+    dashed = [line for line in ax.get_lines() if line.get_linestyle() == "--"]
+    assert len(dashed) == 2 and "HMC 95% band" in lines
+    assert torch.allclose(torch.as_tensor(dashed[0].get_ydata()), lo, atol=1e-5)
+    assert torch.allclose(torch.as_tensor(dashed[1].get_ydata()), hi, atol=1e-5)
+    assert torch.allclose(torch.as_tensor(lines["one draw"].get_ydata()), method.mean(), atol=1e-6)
+    plt.close(fig)
