@@ -207,7 +207,7 @@ def average_weights(nets):
         "tests": ["snr_tests", "snr_hidden"],
         "correct": [
             '''
-def prune_by_snr(model, fraction):
+def snr_prune(model, fraction):
     pruned = copy.deepcopy(model)
     layers = [m for m in pruned.modules() if isinstance(m, BayesLinear)]
     snr = torch.cat([(layer.weight_mu.abs() / layer.weight_sigma).flatten() for layer in layers])
@@ -221,7 +221,7 @@ def prune_by_snr(model, fraction):
 ''',
             # a sorted Python list of (snr, layer, index), SNR from rho in float64
             '''
-def prune_by_snr(model, fraction):
+def snr_prune(model, fraction):
     pruned = copy.deepcopy(model)
     layers = [m for m in pruned.modules() if isinstance(m, BayesLinear)]
     entries = []
@@ -238,7 +238,7 @@ def prune_by_snr(model, fraction):
 ''',
             # a threshold on the k-th smallest SNR; an ordinary network of the means is returned
             '''
-def prune_by_snr(model, fraction):
+def snr_prune(model, fraction):
     work = copy.deepcopy(model)
     layers = [m for m in work.modules() if isinstance(m, BayesLinear)]
     snr = torch.cat([(l.weight_mu / l.weight_sigma).abs().detach().flatten() for l in layers])
@@ -254,7 +254,7 @@ def prune_by_snr(model, fraction):
 ''',
             # topk of the negated SNR, and a warning on stderr
             '''
-def prune_by_snr(model, fraction):
+def snr_prune(model, fraction):
     warnings.warn("pruning by signal-to-noise ratio")
     net = copy.deepcopy(model)
     layers = [m for m in net.modules() if isinstance(m, BayesLinear)]
@@ -274,7 +274,7 @@ def prune_by_snr(model, fraction):
         "wrong": [
             # one ranking per layer instead of one across layers
             ('''
-def prune_by_snr(model, fraction):
+def snr_prune(model, fraction):
     pruned = copy.deepcopy(model)
     with torch.no_grad():
         for layer in [m for m in pruned.modules() if isinstance(m, BayesLinear)]:
@@ -285,7 +285,7 @@ def prune_by_snr(model, fraction):
 ''', {"snr_tests": 1, "snr_hidden": 0}),
             # the sign kept: large negative means ranked as "small"
             ('''
-def prune_by_snr(model, fraction):
+def snr_prune(model, fraction):
     pruned = copy.deepcopy(model)
     layers = [m for m in pruned.modules() if isinstance(m, BayesLinear)]
     snr = torch.cat([(layer.weight_mu / layer.weight_sigma).flatten() for layer in layers])
@@ -299,7 +299,7 @@ def prune_by_snr(model, fraction):
 ''', {"snr_tests": 0, "snr_hidden": 0}),
             # magnitude pruning: |mu| alone, sigma ignored
             ('''
-def prune_by_snr(model, fraction):
+def snr_prune(model, fraction):
     pruned = copy.deepcopy(model)
     layers = [m for m in pruned.modules() if isinstance(m, BayesLinear)]
     score = torch.cat([layer.weight_mu.abs().flatten() for layer in layers])
@@ -313,7 +313,7 @@ def prune_by_snr(model, fraction):
 ''', {"snr_tests": 1, "snr_hidden": 0}),
             # divided by the variance, not the standard deviation
             ('''
-def prune_by_snr(model, fraction):
+def snr_prune(model, fraction):
     pruned = copy.deepcopy(model)
     layers = [m for m in pruned.modules() if isinstance(m, BayesLinear)]
     snr = torch.cat([(layer.weight_mu.abs() / layer.weight_sigma**2).flatten() for layer in layers])
@@ -327,7 +327,7 @@ def prune_by_snr(model, fraction):
 ''', {"snr_tests": 1, "snr_hidden": 0}),
             # k rounded to the nearest integer, not down: 7.5 -> 8
             ('''
-def prune_by_snr(model, fraction):
+def snr_prune(model, fraction):
     pruned = copy.deepcopy(model)
     layers = [m for m in pruned.modules() if isinstance(m, BayesLinear)]
     snr = torch.cat([(layer.weight_mu.abs() / layer.weight_sigma).flatten() for layer in layers])
@@ -341,7 +341,7 @@ def prune_by_snr(model, fraction):
 ''', {"snr_tests": 1, "snr_hidden": 0}),
             # the biases ranked and pruned with the weights
             ('''
-def prune_by_snr(model, fraction):
+def snr_prune(model, fraction):
     pruned = copy.deepcopy(model)
     layers = [m for m in pruned.modules() if isinstance(m, BayesLinear)]
     params = [(l.weight_mu, l.weight_sigma) for l in layers] + [(l.bias_mu, l.bias_sigma) for l in layers if l.bias_mu is not None]
@@ -357,7 +357,7 @@ def prune_by_snr(model, fraction):
 ''', {"snr_tests": 0, "snr_hidden": 0}),
             # pruned in place: the model itself changes
             ('''
-def prune_by_snr(model, fraction):
+def snr_prune(model, fraction):
     layers = [m for m in model.modules() if isinstance(m, BayesLinear)]
     snr = torch.cat([(layer.weight_mu.abs() / layer.weight_sigma).flatten() for layer in layers])
     drop = torch.zeros(snr.numel(), dtype=torch.bool)
@@ -370,7 +370,7 @@ def prune_by_snr(model, fraction):
 ''', {"snr_tests": 0, "snr_hidden": 0}),
             # not frozen: the copy still samples its weights
             ('''
-def prune_by_snr(model, fraction):
+def snr_prune(model, fraction):
     pruned = copy.deepcopy(model)
     layers = [m for m in pruned.modules() if isinstance(m, BayesLinear)]
     snr = torch.cat([(layer.weight_mu.abs() / layer.weight_sigma).flatten() for layer in layers])
@@ -383,7 +383,7 @@ def prune_by_snr(model, fraction):
 ''', {"snr_tests": 0, "snr_hidden": 0}),
             # a shared layer counted (and ranked) every time it is used
             ('''
-def prune_by_snr(model, fraction):
+def snr_prune(model, fraction):
     pruned = copy.deepcopy(model)
     layers = [m for _, m in pruned.named_modules(remove_duplicate=False) if isinstance(m, BayesLinear)]
     snr = torch.cat([(layer.weight_mu.abs() / layer.weight_sigma).flatten() for layer in layers])

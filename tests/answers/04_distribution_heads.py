@@ -140,7 +140,7 @@ def empirical_coverage(y, mean, std, level=0.95):
         "tests": ["conformal_tests", "conformal_hidden"],
         "correct": [
             '''
-def split_conformal(y_cal, mean_cal, y_test, mean_test, level=0.95):
+def conformal_coverage(y_cal, mean_cal, y_test, mean_test, level=0.95):
     scores = (y_cal - mean_cal).abs().sort().values
     k = math.ceil((len(scores) + 1) * level)
     q = float("inf") if k > len(scores) else scores[k - 1].item()
@@ -148,7 +148,7 @@ def split_conformal(y_cal, mean_cal, y_test, mean_test, level=0.95):
 ''',
             # kthvalue, computed in float64
             '''
-def split_conformal(y_cal, mean_cal, y_test, mean_test, level=0.95):
+def conformal_coverage(y_cal, mean_cal, y_test, mean_test, level=0.95):
     scores = (y_cal.double() - mean_cal.double()).abs()
     n = scores.numel()
     k = math.ceil((n + 1) * level)
@@ -159,7 +159,7 @@ def split_conformal(y_cal, mean_cal, y_test, mean_test, level=0.95):
 ''',
             # numpy's inverted-CDF quantile at k / n (the k-th order statistic), with a warning
             '''
-def split_conformal(y_cal, mean_cal, y_test, mean_test, level=0.95):
+def conformal_coverage(y_cal, mean_cal, y_test, mean_test, level=0.95):
     import numpy as np
     warnings.warn("split conformal with numpy")
     scores = np.abs(y_cal.numpy() - mean_cal.numpy())
@@ -170,7 +170,7 @@ def split_conformal(y_cal, mean_cal, y_test, mean_test, level=0.95):
 ''',
             # a plain Python sort
             '''
-def split_conformal(y_cal, mean_cal, y_test, mean_test, level=0.95):
+def conformal_coverage(y_cal, mean_cal, y_test, mean_test, level=0.95):
     scores = sorted(abs(a - b) for a, b in zip(y_cal.tolist(), mean_cal.tolist()))
     k = -int(-(len(scores) + 1) * level // 1)
     q = scores[k - 1] if k <= len(scores) else float("inf")
@@ -181,7 +181,7 @@ def split_conformal(y_cal, mean_cal, y_test, mean_test, level=0.95):
         "wrong": [
             # the boundary left out
             ('''
-def split_conformal(y_cal, mean_cal, y_test, mean_test, level=0.95):
+def conformal_coverage(y_cal, mean_cal, y_test, mean_test, level=0.95):
     scores = (y_cal - mean_cal).abs().sort().values
     k = math.ceil((len(scores) + 1) * level)
     q = float("inf") if k > len(scores) else scores[k - 1].item()
@@ -189,7 +189,7 @@ def split_conformal(y_cal, mean_cal, y_test, mean_test, level=0.95):
 ''', {"conformal_tests": 0, "conformal_hidden": 0}),
             # k = ceil(n * level): no finite-sample correction
             ('''
-def split_conformal(y_cal, mean_cal, y_test, mean_test, level=0.95):
+def conformal_coverage(y_cal, mean_cal, y_test, mean_test, level=0.95):
     scores = (y_cal - mean_cal).abs().sort().values
     k = math.ceil(len(scores) * level)
     q = scores[k - 1].item()
@@ -197,13 +197,13 @@ def split_conformal(y_cal, mean_cal, y_test, mean_test, level=0.95):
 ''', {"conformal_tests": 0, "conformal_hidden": 0}),
             # torch.quantile with its default linear interpolation
             ('''
-def split_conformal(y_cal, mean_cal, y_test, mean_test, level=0.95):
+def conformal_coverage(y_cal, mean_cal, y_test, mean_test, level=0.95):
     q = torch.quantile((y_cal - mean_cal).abs().double(), level).item()
     return q, ((y_test - mean_test).abs() <= q).double().mean().item()
 ''', {"conformal_tests": 0, "conformal_hidden": 0}),
             # the k-th score counted from 0: one too far
             ('''
-def split_conformal(y_cal, mean_cal, y_test, mean_test, level=0.95):
+def conformal_coverage(y_cal, mean_cal, y_test, mean_test, level=0.95):
     scores = (y_cal - mean_cal).abs().sort().values
     k = math.ceil((len(scores) + 1) * level)
     q = float("inf") if k >= len(scores) else scores[k].item()
@@ -211,7 +211,7 @@ def split_conformal(y_cal, mean_cal, y_test, mean_test, level=0.95):
 ''', {"conformal_tests": 0, "conformal_hidden": 0}),
             # k rounded to the nearest integer, not up
             ('''
-def split_conformal(y_cal, mean_cal, y_test, mean_test, level=0.95):
+def conformal_coverage(y_cal, mean_cal, y_test, mean_test, level=0.95):
     scores = (y_cal - mean_cal).abs().sort().values
     k = round((len(scores) + 1) * level)
     q = float("inf") if k > len(scores) else scores[k - 1].item()
@@ -219,7 +219,7 @@ def split_conformal(y_cal, mean_cal, y_test, mean_test, level=0.95):
 ''', {"conformal_tests": 1, "conformal_hidden": 0}),
             # k > n not handled: the largest score is used instead of infinity
             ('''
-def split_conformal(y_cal, mean_cal, y_test, mean_test, level=0.95):
+def conformal_coverage(y_cal, mean_cal, y_test, mean_test, level=0.95):
     scores = (y_cal - mean_cal).abs().sort().values
     k = min(math.ceil((len(scores) + 1) * level), len(scores))
     q = scores[k - 1].item()
@@ -227,7 +227,7 @@ def split_conformal(y_cal, mean_cal, y_test, mean_test, level=0.95):
 ''', {"conformal_tests": 1, "conformal_hidden": 0}),
             # signed errors: the sign is not part of the score
             ('''
-def split_conformal(y_cal, mean_cal, y_test, mean_test, level=0.95):
+def conformal_coverage(y_cal, mean_cal, y_test, mean_test, level=0.95):
     scores = (y_cal - mean_cal).sort().values
     k = math.ceil((len(scores) + 1) * level)
     q = float("inf") if k > len(scores) else scores[k - 1].item()
@@ -235,7 +235,7 @@ def split_conformal(y_cal, mean_cal, y_test, mean_test, level=0.95):
 ''', {"conformal_tests": 0, "conformal_hidden": 0}),
             # a Gaussian interval from the calibration errors' standard deviation
             ('''
-def split_conformal(y_cal, mean_cal, y_test, mean_test, level=0.95):
+def conformal_coverage(y_cal, mean_cal, y_test, mean_test, level=0.95):
     q = statistics.NormalDist().inv_cdf(0.5 + level / 2) * (y_cal - mean_cal).std().item()
     return q, ((y_test - mean_test).abs() <= q).double().mean().item()
 ''', {"conformal_tests": 0, "conformal_hidden": 0}),
