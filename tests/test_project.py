@@ -2,12 +2,14 @@
 in Colab and install the package there."""
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
 import tomllib
 
 import nbformat
+import pytest
 import yaml
 
 from conftest import ALL_LESSONS, FIXTURES, LESSONS, ROOT
@@ -115,3 +117,12 @@ def test_lessons_never_redeclare_a_helper_of_the_package():
         nb = nbformat.read(ROOT / "solutions" / name / f"{name}.ipynb", as_version=4)
         defined = {m for c in nb.cells if c.cell_type == "code" for m in re.findall(r"^def (\w+)", c.source, re.M)}
         assert defined & helpers == set(), f"{name} redefines {defined & helpers}"
+
+
+@pytest.mark.parametrize("env, threads", [({}, 1), ({"BDL_COURSE_THREADS": "2"}, 2), ({"OMP_NUM_THREADS": "2"}, 2)])
+def test_the_course_runs_torch_on_one_thread_unless_told_otherwise(env, threads):
+    """Small networks beside a busy process: one intra-op thread (see bdl_course/__init__.py)."""
+    clean = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "BDL_COURSE_THREADS")}
+    result = subprocess.run([sys.executable, "-c", "import bdl_course, torch; print(torch.get_num_threads())"],
+                            capture_output=True, text=True, env={**clean, **env}, check=True)
+    assert int(result.stdout) == threads
