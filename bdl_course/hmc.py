@@ -28,14 +28,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from .data import DataError, default_data_dir, make_cluster_regression
+from .data import DataError, default_data_dir, download, make_cluster_regression
 from .utils import check_int, check_tensor
 
 __all__ = [
     "TOY", "HIDDEN", "NOISE_STD", "prior_stds", "GOLD_FILE", "GOLD_SHA256", "GAP_INTERVALS",
     "CLUSTER_INTERVALS", "Toy", "make_toy", "network", "num_params", "flatten", "unflatten",
     "forward_samples", "log_prior", "log_likelihood", "log_joint", "pyro_model", "Gold",
-    "load_gold", "save_gold", "gold_path", "rhat", "ess", "wasserstein_per_input", "region_masks", "potential",
+    "load_gold", "save_gold", "gold_path", "gold_url", "rhat", "ess", "wasserstein_per_input", "region_masks", "potential",
 ]
 
 # ---------------------------------------------------------------- the toy and the model
@@ -289,16 +289,45 @@ def save_gold(gold: Gold, path: str | Path) -> str:
     return _sha256_bytes(data)
 
 
-def load_gold(path: str | Path | None = None, sha256: str | None = GOLD_SHA256) -> Gold:
+def gold_url() -> str | None:
+    """Where a pip-installed course (e.g. on Colab) downloads the pinned samples: the file in the
+    GitHub repository at the very commit pip installed (read from the package's ``direct_url.json``);
+    ``None`` for a checkout or an install that did not come from GitHub."""
+    from importlib import metadata
+
+    try:
+        direct = json.loads(metadata.distribution("bdl-course").read_text("direct_url.json") or "null")
+    except (metadata.PackageNotFoundError, ValueError):
+        return None
+    if not direct or "vcs_info" not in direct or not direct.get("url", "").startswith("https://github.com/"):
+        return None
+    repo = direct["url"].removeprefix("https://github.com/").removesuffix(".git").strip("/")
+    commit = direct["vcs_info"].get("commit_id")
+    return f"https://raw.githubusercontent.com/{repo}/{commit}/data/{GOLD_FILE}" if commit else None
+
+
+def load_gold(path: str | Path | None = None, sha256: str | None = GOLD_SHA256, url: str | None = None) -> Gold:
     """Load the pinned HMC samples, refusing a file whose sha256 is not ``sha256``.
 
-    ``path``: default ``data/hmc_gold.npz``. ``sha256=None`` skips the check (for a freshly
-    written file). Raises :class:`~bdl_course.data.DataError` if the file is missing, corrupt,
-    truncated or not the pinned one.
+    ``path``: default ``hmc_gold.npz`` in ``$BDL_COURSE_DATA``, else in the course's ``data/``
+    folder (a checkout has it committed); if neither exists, it is downloaded from ``url``
+    (default :func:`gold_url`, for a pip-installed course) atomically into the data folder and
+    kept only if its sha256 matches. ``sha256=None`` skips the check (for a freshly written file).
+    Raises :class:`~bdl_course.data.DataError` if the file is missing, corrupt, truncated or not
+    the pinned one.
     """
-    path = Path(path) if path is not None else gold_path()
     how = ("Restore it with `git checkout -- data/hmc_gold.npz`, or regenerate it with "
            "`python tools/hmc_gold.py` and pin its new sha256 in bdl_course/hmc.py and data/README.md.")
+    if path is None:
+        candidates = [Path(d) / GOLD_FILE for d in [os.environ.get("BDL_COURSE_DATA")] if d] + [gold_path()]
+        path = next((c for c in candidates if c.is_file()), None)
+        if path is None:
+            url = url or gold_url()
+            if url is None or sha256 is None:
+                raise DataError(f"the pinned HMC samples are missing (looked for {', '.join(map(str, candidates))}). "
+                                + how)
+            path = download(url, gold_path(), sha256)
+    path = Path(path)
     if not path.is_file():
         raise DataError(f"the pinned HMC samples {path} are missing. " + how)
     data = path.read_bytes()

@@ -172,3 +172,36 @@ def test_against_reference_draws_the_reference_interval_dashed(gold, toy):
     assert torch.allclose(torch.as_tensor(dashed[1].get_ydata()), hi, atol=1e-5)
     assert torch.allclose(torch.as_tensor(lines["one draw"].get_ydata()), method.mean(), atol=1e-6)
     plt.close(fig)
+
+
+def test_a_missing_file_is_downloaded_and_verified(tmp_path, monkeypatch):
+    """A pip-installed course (Colab) has no data/ folder: the loader downloads the pinned file."""
+    source = tmp_path / "remote" / hmc.GOLD_FILE
+    source.parent.mkdir()
+    source.write_bytes(hmc.gold_path().read_bytes())
+    local = tmp_path / "cache"
+    monkeypatch.delenv("BDL_COURSE_DATA", raising=False)
+    monkeypatch.setattr(hmc, "gold_path", lambda data_dir=None: local / hmc.GOLD_FILE)
+    gold = hmc.load_gold(url=source.as_uri())
+    assert (local / hmc.GOLD_FILE).is_file() and gold.weights.shape[-1] == hmc.num_params()
+    (local / hmc.GOLD_FILE).unlink()
+    source.write_bytes(source.read_bytes()[:1000])  # a truncated download is refused and not kept
+    with pytest.raises(DataError, match="checksum"):
+        hmc.load_gold(url=source.as_uri())
+    assert not (local / hmc.GOLD_FILE).exists()
+    with pytest.raises(DataError, match="missing"):
+        monkeypatch.setattr(hmc, "gold_url", lambda: None)
+        hmc.load_gold()
+
+
+def test_gold_url_names_the_installed_commit(monkeypatch):
+    from importlib import metadata
+
+    class Dist:
+        def read_text(self, name):
+            return ('{"url": "https://github.com/owner/course.git", '
+                    '"vcs_info": {"vcs": "git", "requested_revision": "v0.1.0", "commit_id": "abc123"}}')
+    monkeypatch.setattr(metadata, "distribution", lambda name: Dist())
+    assert hmc.gold_url() == "https://raw.githubusercontent.com/owner/course/abc123/data/hmc_gold.npz"
+    Dist.read_text = lambda self, name: None  # an editable or local install: no URL
+    assert hmc.gold_url() is None
