@@ -70,8 +70,8 @@ COLUMNS = ["method", "lr", "batch", "wd", "floor", "p", "length", "val_nll", "sd
 def tuning_splits(n_splits: int) -> dict[str, torch.Tensor]:
     """Tuning-train / validation parts of the lesson's training parts; y_val, y_mean, y_std in quality points."""
     x, y = bdl.data.load_wine("red")
-    outer = E.uci_splits(x, y, n_splits=n_splits, test_fraction=0.1, seed=0)  # test rows: never used
-    inner = [E.uci_splits(outer["x_train"][k], outer["y_train"][k], n_splits=1, test_fraction=0.1, seed=100 + k)
+    outer = bdl.data.uci_splits(x, y, n_splits=n_splits, test_fraction=0.1, seed=0)  # test rows: never used
+    inner = [bdl.data.uci_splits(outer["x_train"][k], outer["y_train"][k], n_splits=1, test_fraction=0.1, seed=100 + k)
              for k in range(n_splits)]
     cat = {key: torch.cat([part[key] for part in inner]) for key in inner[0]}  # [K, ...]
     ym, ys = outer["y_mean"], outer["y_std"]  # [K]: outer standardised units -> quality points
@@ -95,11 +95,12 @@ def fit(data, reps: int, lr, batch, wd, floor, dropout, epochs):
     return model, (history[-1] > FAILED_NLL).view(SEEDS, k, reps)
 
 
-def score(data, mu, sigma):
-    """Components [C, ..., SEEDS, K, N_val] (standardised) -> (NLL, RMSE) [..., SEEDS] in quality points, mean over splits."""
-    s, k = mu.shape[-3], mu.shape[-2]
-    flat = [t.reshape(*t.shape[:-3], s * k, t.shape[-1]) for t in (mu, sigma)]
-    rmse, nll = E.uci_scores(*flat, data["y_val"].repeat(s, 1), data["y_mean"].repeat(s), data["y_std"].repeat(s))
+def score(data, p):
+    """A Gaussian predictive of per-input shape [..., SEEDS * K, N_val] (standardised; seed-major)
+    -> (NLL, RMSE), each [..., SEEDS], in quality points, mean over splits."""
+    k = data["y_val"].shape[0]
+    s = p.shape[-2] // k
+    rmse, nll = bdl.metrics.uci_scores(p, data["y_val"].repeat(s, 1), data["y_mean"].repeat(s), data["y_std"].repeat(s))
     return nll.view(*nll.shape[:-1], s, k).mean(-1), rmse.view(*rmse.shape[:-1], s, k).mean(-1)
 
 
@@ -116,12 +117,12 @@ def ensemble_rows(data, lr, batch, wd, floor, epochs) -> list[dict]:
     if model is None:
         return [dict(base, method=m, val_nll=math.inf, sd=0.0, val_rmse=math.inf, failed=SEEDS * k * M,
                      networks=SEEDS * k * M) for m in ("ensemble", "single")]
-    with torch.no_grad():
-        mu, sigma = model(data["x_val"].repeat_interleave(M, dim=0).repeat(SEEDS, 1, 1))  # [SEEDS*K*M, N_val]
-    mu, sigma = (t.view(SEEDS, k, M, -1).permute(2, 0, 1, 3) for t in (mu, sigma))  # [M, SEEDS, K, N_val]
+    with torch.no_grad():  # network group r*K + k (its M members) predicts split k: M components, [SEEDS*K, N_val]
+        p = model.predictive(data["x_val"].repeat(SEEDS, 1, 1))
     n_failed = int(failed.sum())
-    ens = summary(*score(data, mu, sigma))
-    nll_1, rmse_1 = score(data, mu[None], sigma[None])  # each network alone: [M, SEEDS]
+    ens = summary(*score(data, p))
+    alone = bdl.predictive.Predictive.gaussian(p.loc[None], p.scale[None])  # 1 component, [M, SEEDS*K, N_val]
+    nll_1, rmse_1 = score(data, alone)  # each network alone: [M, SEEDS]
     single = summary(nll_1.mean(0), rmse_1.mean(0))
     return [dict(base, method="ensemble", failed=n_failed, networks=SEEDS * k * M, **ens),
             dict(base, method="single", failed=n_failed, networks=SEEDS * k * M, **single)]
@@ -134,9 +135,9 @@ def dropout_row(data, lr, batch, p, length, floor, epochs) -> dict:
     model, failed = fit(data, 1, lr, batch, wd, floor, p, epochs)
     if model is None:
         return dict(row, val_nll=math.inf, sd=0.0, val_rmse=math.inf, failed=SEEDS * k)
-    mu, sigma = E.sample_dropout(model, data["x_val"].repeat(SEEDS, 1, 1), n_samples=DROPOUT_SAMPLES)  # [S, SEEDS*K, N]
-    mu, sigma = (t.view(DROPOUT_SAMPLES, SEEDS, k, -1) for t in (mu, sigma))
-    return dict(row, failed=int(failed.sum()), **summary(*score(data, mu, sigma)))
+    with torch.no_grad():  # DROPOUT_SAMPLES masks per network: the components, [SEEDS*K, N_val]
+        p = model.predictive(data["x_val"].repeat(SEEDS, 1, 1), n_samples=DROPOUT_SAMPLES)
+    return dict(row, failed=int(failed.sum()), **summary(*score(data, p)))
 
 
 def conservative(row: dict) -> tuple:
