@@ -1,9 +1,10 @@
 """Deep ensembles (Lakshminarayanan, Pritzel & Blundell, 2017), trained as one vectorised model.
 
-J networks with Gaussian heads, each with its own random initialisation and its own minibatch
-order, are stored as *stacked* weights ``[J, in, out]``: one ``torch.baddbmm`` runs a layer of
-every member at once, so a training step costs about what one member's step costs, and there
-is no Python loop over members anywhere. Members never share a parameter, and the training loss
+J networks, each with its own random initialisation and its own minibatch order, are stored as
+*stacked* weights: :class:`GaussianEnsemble` (ReLU networks with Gaussian heads, ``[J, in, out]``
+weights, one ``torch.baddbmm`` per layer for every member) or :class:`DeepEnsemble` (any network,
+``torch.func.stack_module_state`` + ``vmap``). A training step costs about what one member's step
+costs, and there is no Python loop over members anywhere. Members never share a parameter, and the training loss
 is the *sum* of the members' mean losses, so member j's gradient (and its Adam update, which is
 elementwise) is exactly the one it would get if it were trained alone.
 
@@ -11,9 +12,11 @@ The predictive distribution of the ensemble is the uniform mixture of its member
 
     p(y | x) = (1/J) sum_j N(y; mu_j(x), sigma_j(x)^2),
 
-summarised by its mean and variance (:func:`mixture_moments`) and scored by its exact negative
-log-density (:func:`mixture_nll`, a logsumexp over members). The same mixture describes MC dropout
-(Gal & Ghahramani, 2016) with one component per dropout mask: :func:`sample_dropout`.
+a :class:`~bdl_course.predictive.Predictive` with one component per member (``.predictive(x)``),
+which gives its mean and variance, exact log-density and intervals. The same mixture describes MC
+dropout (Gal & Ghahramani, 2016) with one component per dropout mask: ``GaussianEnsemble(...,
+dropout=p).predictive(x, n_samples=S)``. :func:`fit_ensemble` trains every member at once and
+reports a member that ends worse than predicting its targets' distribution.
 
 Shapes: J members, N rows, D inputs. Member outputs are ``[J, N]``.
 """
@@ -29,14 +32,12 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .data import Standardizer, train_test_split
-from .metrics import gaussian_nll
-from .predictive import Predictive, variance_decomposition
+from .predictive import Predictive
 from .utils import check_int, check_positive, check_tensor
 
 __all__ = ["EnsembleLinear", "GaussianEnsemble", "DeepEnsemble", "MemberFailedWarning",
            "TrainingFailure", "member_batches", "baseline_nll", "fit_ensemble", "sample_dropout",
-           "mixture_moments", "mixture_log_prob", "mixture_nll", "uci_scores"]
+           "mixture_log_prob", "mixture_nll"]
 
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
@@ -542,18 +543,6 @@ def _check_mixture(mu: torch.Tensor, sigma: torch.Tensor) -> None:
     check_positive("sigma", sigma)
 
 
-def mixture_moments(mu: torch.Tensor, sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean and variance of the uniform mixture ``(1/J) sum_j N(mu_j, sigma_j^2)``.
-
-    ``mu``, ``sigma``: ``[J, ...]`` (member first; sigma a std). Returns ``(mean, variance)``,
-    each ``[...]``, by the law of total variance:
-    ``variance = mean_j sigma_j^2 + mean_j mu_j^2 - (mean_j mu_j)^2`` (a variance, not a std).
-    """
-    _check_mixture(mu, sigma)
-    aleatoric, epistemic = variance_decomposition(mu, sigma)
-    return mu.mean(dim=0), aleatoric + epistemic
-
-
 def mixture_log_prob(y: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     """Exact ``log (1/J) sum_j N(y; mu_j, sigma_j^2)``, computed with logsumexp (finite far from every member).
 
@@ -579,28 +568,4 @@ def mixture_nll(y: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor, reductio
     return nll.mean() if reduction == "mean" else nll
 
 
-# ---------------------------------------------------------------- the UCI protocol
-
-def uci_scores(mu: torch.Tensor, sigma: torch.Tensor, y: torch.Tensor, y_mean: torch.Tensor, y_std: torch.Tensor,
-               one_gaussian: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-split scores of mixture predictions, in the target's original units.
-
-    ``mu``, ``sigma``: ``[C, ..., K, N]`` mixture components (C of them) in standardised units,
-    for K splits of N test rows; ``y``: ``[K, N]`` targets in original units; ``y_mean``, ``y_std``:
-    ``[K]`` each split's training statistics (as :func:`uci_splits` returns them). Every ``sigma``
-    is multiplied by ``y_std``, so the NLL includes the ``log y_std`` of the change of units.
-
-    Returns ``(rmse, nll)``, each ``[..., K]``: the RMSE of the mixture mean and the mean
-    negative log-density of the mixture (``one_gaussian=True``: of the single Gaussian with the
-    mixture's mean and variance, as Lakshminarayanan et al. (2017) score it).
-    """
-    mu_q, sigma_q = y_mean[:, None] + y_std[:, None] * mu, y_std[:, None] * sigma
-    mean, var = mixture_moments(mu_q, sigma_q)
-    target = y.expand_as(mean)
-    rmse = ((mean - target) ** 2).mean(-1).sqrt()
-    if one_gaussian:
-        return rmse, gaussian_nll(target, mean, var.sqrt(), reduction="none").mean(-1)
-    return rmse, mixture_nll(target, mu_q, sigma_q, reduction="none").mean(-1)
-
-
-from .data import uci_splits  # noqa: E402,F401  (old home, see /tmp/bdl_api.md)
+from .data import uci_splits  # noqa: E402,F401  (old home: tools/tune_uci.py calls it here)

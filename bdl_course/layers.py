@@ -298,5 +298,4 @@ class BayesConv2d(BayesLayer):
 
 
 # ---------------------------------------------------------------- old homes, while lessons move (see /tmp/bdl_api.md)
-from .functional import kl_normal  # noqa: E402,F401
-from .bnn import bayes_layers, num_stochastic, total_kl  # noqa: E402,F401
+from .functional import kl_normal  # noqa: E402,F401  (still forbidden under this name by tests/test_pkg_grading.py)

@@ -397,5 +397,3 @@ def oob_gaussian_nll(forest, x_train, y_train, x_test, y_test) -> float:
     residual = y_test - forest.predict(x_test)
     return float(np.mean(0.5 * np.log(2 * np.pi * s2) + residual ** 2 / (2 * s2)))
 
-
-from .predictive import uncertainty_decomposition  # noqa: E402,F401  (old home, see /tmp/bdl_api.md)

@@ -8,7 +8,7 @@ from torch import nn
 from .layers import BayesConv2d, BayesLinear
 from .utils import check_int, check_positive
 
-__all__ = ["mlp", "bayes_mlp", "GaussianRegressor", "HeteroskedasticRegressor", "RBFFeatures",
+__all__ = ["mlp", "bayes_mlp", "HeteroskedasticRegressor", "RBFFeatures",
            "LeNet", "lenet", "bayes_lenet"]
 
 
@@ -43,36 +43,6 @@ def bayes_mlp(in_features: int, hidden, out_features: int, prior_sigma: float = 
     for a, b in zip(sizes[:-1], sizes[1:]):
         layers += [BayesLinear(a, b, prior_mu=prior_mu, prior_sigma=prior_sigma, init_sigma=init_sigma), nn.ReLU()]
     return nn.Sequential(*layers[:-1])
-
-
-class GaussianRegressor(nn.Module):
-    """``y ~ N(body(x), noise_std^2)`` with one learned noise level shared by all inputs.
-
-    ``body`` maps ``[..., in] -> [..., 1]``; ``forward`` returns the mean with the last
-    dimension dropped: ``[N, in] -> [N]`` or ``[S, N, in] -> [S, N]``.
-    """
-
-    def __init__(self, body: nn.Module, init_noise_std: float = 1.0, min_noise_std: float = 1e-3):
-        super().__init__()
-        check_positive("init_noise_std", init_noise_std)
-        check_positive("min_noise_std", min_noise_std)
-        if init_noise_std <= min_noise_std:
-            raise ValueError(f"init_noise_std must exceed min_noise_std={min_noise_std}, got {init_noise_std}")
-        self.body = body
-        self.min_noise_std = min_noise_std
-        raw = torch.log(torch.expm1(torch.tensor(init_noise_std - min_noise_std)))
-        self.raw_noise = nn.Parameter(raw)
-
-    @property
-    def noise_std(self) -> torch.Tensor:
-        """The learned noise std, a positive scalar (floored at ``min_noise_std``)."""
-        return F.softplus(self.raw_noise) + self.min_noise_std
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.body(x)
-        if out.shape[-1] != 1:
-            raise ValueError(f"body must end in one output unit, got output shape {tuple(out.shape)}")
-        return out.squeeze(-1)
 
 
 class HeteroskedasticRegressor(nn.Module):

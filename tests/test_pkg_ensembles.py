@@ -244,7 +244,7 @@ def test_predictive_of_an_ensemble_has_one_component_per_member():
     assert p.n_components == 4 and p.shape == (5,)
     torch.testing.assert_close(p.loc, mu)
     torch.testing.assert_close(p.scale, sigma)
-    torch.testing.assert_close(p.var(), ensembles.mixture_moments(mu, sigma)[1])
+    torch.testing.assert_close(p.var(), _mixture_reference(mu.detach(), sigma.detach()).variance)
     with pytest.raises(ValueError, match="n_samples=1"):
         model.predictive(x, n_samples=3)
 
@@ -415,32 +415,6 @@ def _random_mixture(j=5, n=9, seed=0, dtype=torch.float64):
     return torch.randn(j, n, generator=g, dtype=dtype) * 2, torch.rand(j, n, generator=g, dtype=dtype) + 0.1
 
 
-def test_mixture_moments_match_torch_distributions():
-    mu, sigma = _random_mixture()
-    mean, var = ensembles.mixture_moments(mu, sigma)
-    ref = _mixture_reference(mu, sigma)
-    torch.testing.assert_close(mean, ref.mean)
-    torch.testing.assert_close(var, ref.variance)
-
-
-def test_mixture_moments_match_monte_carlo():
-    mu, sigma = _random_mixture(j=3, n=2, seed=1)
-    g = torch.Generator().manual_seed(2)
-    s = 400_000
-    member = torch.randint(0, 3, (s, 2), generator=g)
-    draws = torch.gather(mu, 0, member) + torch.gather(sigma, 0, member) * torch.randn(s, 2, generator=g, dtype=mu.dtype)
-    mean, var = ensembles.mixture_moments(mu, sigma)
-    torch.testing.assert_close(mean, draws.mean(0), atol=0.02, rtol=0)
-    torch.testing.assert_close(var, draws.var(0), atol=0.0, rtol=0.02)
-
-
-def test_mixture_variance_adds_the_spread_of_the_means_to_the_mean_variance():
-    mu = torch.tensor([[-1.0], [1.0]])
-    sigma = torch.tensor([[0.5], [0.5]])
-    mean, var = ensembles.mixture_moments(mu, sigma)
-    assert mean.item() == 0.0 and var.item() == pytest.approx(0.25 + 1.0)  # a variance, not a std
-
-
 def test_mixture_nll_matches_torch_distributions():
     mu, sigma = _random_mixture(seed=3)
     y = torch.randn(9, dtype=torch.float64) * 3
@@ -467,37 +441,18 @@ def test_mixture_nll_stays_finite_far_from_every_member():
     torch.testing.assert_close(nll.double(), expected, rtol=1e-6, atol=0)
 
 
-def test_uci_scores_are_the_mixture_scores_in_original_units():
-    # two splits, three members, four test rows; standardised components, targets in original units
-    g = torch.Generator().manual_seed(5)
-    mu = torch.randn(3, 2, 4, generator=g, dtype=torch.float64)
-    sigma = torch.rand(3, 2, 4, generator=g, dtype=torch.float64) + 0.2
-    y = 5 + torch.randn(2, 4, generator=g, dtype=torch.float64)
-    y_mean, y_std = torch.tensor([5.0, 6.0], dtype=torch.float64), torch.tensor([0.5, 2.0], dtype=torch.float64)
-    rmse, nll = ensembles.uci_scores(mu, sigma, y, y_mean, y_std)
-    assert rmse.shape == nll.shape == (2,)
-    for k in range(2):
-        components = Normal(y_mean[k] + y_std[k] * mu[:, k].T, y_std[k] * sigma[:, k].T)  # [4, 3]
-        mixture = MixtureSameFamily(Categorical(logits=torch.zeros(4, 3, dtype=torch.float64)), components)
-        torch.testing.assert_close(nll[k], -mixture.log_prob(y[k]).mean())
-        torch.testing.assert_close(rmse[k], (mixture.mean - y[k]).pow(2).mean().sqrt())
-        # scored as one Gaussian with the mixture's moments
-        one = -Normal(mixture.mean, mixture.variance.sqrt()).log_prob(y[k]).mean()
-        torch.testing.assert_close(ensembles.uci_scores(mu, sigma, y, y_mean, y_std, one_gaussian=True)[1][k], one)
-
-
 def test_mixture_functions_reject_bad_input_by_name():
     mu, sigma = _random_mixture(j=2, n=3)
     with pytest.raises(ValueError, match="sigma"):
-        ensembles.mixture_moments(mu, -sigma)
+        ensembles.mixture_nll(torch.zeros(3, dtype=torch.float64), mu, -sigma)
     with pytest.raises(ValueError, match="same shape"):
-        ensembles.mixture_moments(mu, sigma[:, :2])
+        ensembles.mixture_nll(torch.zeros(3, dtype=torch.float64), mu, sigma[:, :2])
     with pytest.raises(ValueError, match="y"):
         ensembles.mixture_nll(torch.zeros(2, dtype=torch.float64), mu, sigma)
     with pytest.raises(ValueError, match="reduction"):
         ensembles.mixture_nll(torch.zeros(3, dtype=torch.float64), mu, sigma, reduction="sum")
     with pytest.raises(ValueError, match="mu"):
-        ensembles.mixture_moments(torch.tensor(1.0), torch.tensor(1.0))
+        ensembles.mixture_nll(torch.tensor(1.0), torch.tensor(1.0), torch.tensor(1.0))
 
 
 # ---------------------------------------------------------------- the UCI protocol

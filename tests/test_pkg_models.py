@@ -52,56 +52,6 @@ def test_bayes_mlp_uses_bayesian_layers_with_the_given_prior_and_init_sigma():
         torch.testing.assert_close(layer.weight_sigma, torch.full_like(layer.weight_sigma, 0.02))
 
 
-# ---------------------------------------------------------------- GaussianRegressor
-
-def test_gaussian_regressor_drops_the_last_dimension_of_the_body_output():
-    reg = models.GaussianRegressor(models.bayes_mlp(3, 8, 1))
-    assert reg(torch.randn(5, 3)).shape == (5,)
-    assert reg(torch.randn(4, 5, 3)).shape == (4, 5)
-
-
-def test_gaussian_regressor_returns_exactly_the_body_mean():
-    body = models.mlp(3, 4, 1)
-    x = torch.randn(5, 3)
-    torch.testing.assert_close(models.GaussianRegressor(body)(x), body(x)[:, 0])
-
-
-def test_gaussian_regressor_rejects_a_body_with_two_outputs():
-    reg = models.GaussianRegressor(models.mlp(3, 4, 2))
-    with pytest.raises(ValueError, match="one output unit"):
-        reg(torch.randn(5, 3))
-
-
-def test_noise_std_starts_at_init_noise_std():
-    reg = models.GaussianRegressor(models.mlp(1, 4, 1), init_noise_std=0.3, min_noise_std=0.01)
-    assert reg.noise_std.shape == ()
-    assert abs(reg.noise_std.item() - 0.3) < 1e-6
-
-
-def test_noise_std_stays_above_min_noise_std_whatever_the_raw_parameter():
-    reg = models.GaussianRegressor(models.mlp(1, 4, 1), min_noise_std=0.05)
-    for raw in [-1e4, -50.0, 0.0, 50.0]:
-        with torch.no_grad():
-            reg.raw_noise.fill_(raw)
-        assert reg.noise_std.item() >= 0.05 and torch.isfinite(reg.noise_std)
-    with torch.no_grad():
-        reg.raw_noise.fill_(-3.0)
-    assert reg.noise_std.item() > 0.05
-
-
-def test_noise_std_is_a_trained_parameter():
-    reg = models.GaussianRegressor(models.mlp(1, 4, 1))
-    assert any(p is reg.raw_noise for p in reg.parameters())
-    reg.noise_std.backward()
-    assert reg.raw_noise.grad is not None and reg.raw_noise.grad != 0
-
-
-@pytest.mark.parametrize("init, floor", [(0.01, 0.01), (0.005, 0.01), (0.0, 1e-3), (1.0, 0.0)])
-def test_gaussian_regressor_rejects_an_initial_noise_at_or_below_the_floor(init, floor):
-    with pytest.raises(ValueError, match="noise_std"):
-        models.GaussianRegressor(models.mlp(1, 4, 1), init_noise_std=init, min_noise_std=floor)
-
-
 # ---------------------------------------------------------------- HeteroskedasticRegressor
 
 def test_heteroskedastic_regressor_returns_mean_and_std_of_shape_n_or_s_by_n():
@@ -240,16 +190,19 @@ def test_lenet_rejects_images_of_the_wrong_size():
         models.lenet()(torch.randn(2, 1, 28, 28))
 
 
-def test_sample_log_probs_gives_normalised_log_probabilities_per_sample_in_batches():
+def test_the_categorical_predictive_of_a_lenet_is_normalised_per_sample_in_batches():
+    from bdl_course import likelihoods
+
     torch.manual_seed(0)
     net = models.bayes_lenet(1, 8, 10, init_sigma=0.3)
     x = torch.rand(7, 1, 8, 8)
-    lp = predict.sample_log_probs(net, x, n_samples=4, batch_size=3)
+    lik = likelihoods.Categorical(7)
+    lp = predict.predictive(net, x, lik, n_samples=4, batch_size=3).logits
     assert lp.shape == (4, 7, 10) and not lp.requires_grad
     torch.testing.assert_close(lp.exp().sum(-1), torch.ones(4, 7))
     assert not torch.allclose(lp[0], lp[1])
     cnn = models.lenet()
-    same = predict.sample_log_probs(cnn, x, n_samples=2)
+    same = predict.predictive(cnn, x, lik).logits
     torch.testing.assert_close(same[0], torch.log_softmax(cnn(x), -1))
     with pytest.raises(ValueError, match="x must"):
-        predict.sample_log_probs(cnn, torch.zeros(0, 1, 8, 8), 2)
+        predict.predictive(cnn, torch.zeros(0, 1, 8, 8), lik)

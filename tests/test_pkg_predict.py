@@ -8,71 +8,63 @@ from torch import nn
 from bdl_course import bnn, likelihoods, models, predict
 
 
-def _regressor(init_sigma=0.3):
+def _body(init_sigma=0.3, out=1):
     torch.manual_seed(0)
-    return models.GaussianRegressor(models.bayes_mlp(3, 8, 1, init_sigma=init_sigma))
+    return models.bayes_mlp(3, 8, out, init_sigma=init_sigma)
 
 
-# ---------------------------------------------------------------- sample_predictions
-
-def test_sample_predictions_of_a_regressor_is_samples_by_points():
-    out = predict.sample_predictions(_regressor(), torch.randn(5, 3), n_samples=7)
-    assert out.shape == (7, 5)
+def _lik():
+    return likelihoods.Gaussian(10, noise_std=0.5)
 
 
-def test_sample_predictions_of_a_multi_output_network_keeps_the_output_dimension():
-    out = predict.sample_predictions(models.bayes_mlp(3, 8, 2), torch.randn(5, 3), n_samples=7)
-    assert out.shape == (7, 5, 2)
+# ---------------------------------------------------------------- predictive of a Bayesian network, against the loop
+
+def test_predictive_of_a_regressor_has_samples_by_points_components():
+    p = predict.predictive(_body(), torch.randn(5, 3), _lik(), n_samples=7)
+    assert p.loc.shape == p.scale.shape == (7, 5)
 
 
-def test_sample_predictions_draws_different_weights_for_each_sample():
-    out = predict.sample_predictions(_regressor(), torch.randn(5, 3), n_samples=4)
-    assert all(not torch.allclose(out[0], out[s]) for s in range(1, 4))
-
-
-def test_sample_predictions_builds_no_autograd_graph():
-    out = predict.sample_predictions(_regressor(), torch.randn(5, 3), n_samples=2)
-    assert not out.requires_grad
+def test_each_component_is_a_different_weight_sample_and_no_graph_is_built():
+    p = predict.predictive(_body(), torch.randn(5, 3), _lik(), n_samples=4)
+    assert all(not torch.allclose(p.loc[0], p.loc[s]) for s in range(1, 4))
+    assert not p.loc.requires_grad
 
 
 def test_a_frozen_model_gives_identical_samples_in_the_batched_and_the_loop_version():
-    model = _regressor()
+    model = _body()
     for layer in bnn.bayes_layers(model):
         layer.freeze()
     x = torch.randn(4, 3)
-    batched = predict.sample_predictions(model, x, n_samples=3)
-    looped = predict.sample_predictions_loop(model, x, n_samples=3)
+    batched = predict.predictive(model, x, _lik(), n_samples=3).loc
+    looped = predict.sample_predictions_loop(model, x, n_samples=3).squeeze(-1)
     assert batched.shape == looped.shape == (3, 4)
     torch.testing.assert_close(batched, looped)
-    torch.testing.assert_close(batched[0], model(x))
+    torch.testing.assert_close(batched[0], model(x)[:, 0])
     assert torch.equal(batched[0], batched[2])
 
 
 def test_batched_and_loop_samples_agree_in_distribution():
-    model = _regressor(init_sigma=0.3)
+    model = _body(init_sigma=0.3)
     x = torch.randn(2, 3)
     torch.manual_seed(1)
-    batched = predict.sample_predictions(model, x, n_samples=4000)
-    looped = predict.sample_predictions_loop(model, x, n_samples=800)
+    batched = predict.predictive(model, x, _lik(), n_samples=4000).loc
+    looped = predict.sample_predictions_loop(model, x, n_samples=800).squeeze(-1)
     std = batched.std(0)
     assert torch.all(std > 0.05)  # the test below is about a real spread
-    # means within 5 standard errors of their difference; stds within 10%
+    # means within 5 standard errors of their difference; stds within 5 standard errors of a std (~std/sqrt(2n))
     se = std * math.sqrt(1 / 4000 + 1 / 800)
     assert torch.all((batched.mean(0) - looped.mean(0)).abs() < 5 * se)
-    torch.testing.assert_close(looped.std(0), std, rtol=0.1, atol=0)
+    assert torch.all((looped.std(0) - std).abs() < 5 * std * math.sqrt(1 / 8000 + 1 / 1600))
 
 
-def test_sample_predictions_loop_keeps_the_output_dimension():
+def test_sample_predictions_loop_keeps_the_output_dimension_and_rejects_bad_input():
     out = predict.sample_predictions_loop(models.bayes_mlp(3, 4, 2), torch.randn(5, 3), n_samples=2)
     assert out.shape == (2, 5, 2)
-
-
-@pytest.mark.parametrize("fn", [predict.sample_predictions, predict.sample_predictions_loop])
-def test_sampling_rejects_a_batched_input_and_a_zero_sample_count(fn):
     with pytest.raises(ValueError, match="x must have 2 dimensions"):
-        fn(_regressor(), torch.randn(2, 5, 3), n_samples=2)
+        predict.sample_predictions_loop(_body(), torch.randn(2, 5, 3), n_samples=2)
     with pytest.raises(ValueError, match="n_samples"):
-        fn(_regressor(), torch.randn(5, 3), n_samples=0)
+        predict.sample_predictions_loop(_body(), torch.randn(5, 3), n_samples=0)
+
 
 # ---------------------------------------------------------------- summarize
 
@@ -183,8 +175,8 @@ def test_mc_dropout_restores_train_mode_and_refuses_a_network_without_dropout():
         predict.mc_dropout(models.mlp(2, 3, 1))
 
 
-def test_sample_predictions_restores_the_models_mode_instead_of_leaving_it_in_eval():
-    model = _regressor()
+def test_the_loop_restores_the_models_mode_instead_of_leaving_it_in_eval():
+    model = _body()
     model.train()
-    predict.sample_predictions(model, torch.randn(3, 3), 2)
+    predict.sample_predictions_loop(model, torch.randn(3, 3), 2)
     assert model.training

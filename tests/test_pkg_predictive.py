@@ -101,6 +101,11 @@ def test_mean_and_variance_are_those_of_the_mixture_by_the_law_of_total_variance
     torch.testing.assert_close(p.aleatoric(), (scale ** 2).mean(0))
 
 
+def test_the_mixture_variance_adds_the_spread_of_the_means_to_the_mean_variance():
+    p = Predictive.gaussian(torch.tensor([[-1.0], [1.0]]), torch.tensor([[0.5], [0.5]]))
+    assert p.mean().item() == 0.0 and p.var().item() == pytest.approx(0.25 + 1.0)  # a variance, not a std
+
+
 def test_log_prob_and_nll_are_the_exact_mixture_density_and_stay_finite_far_away():
     loc, scale = _gaussian()
     p, ref = Predictive.gaussian(loc, scale), _mixture(loc, scale)

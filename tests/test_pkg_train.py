@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bdl_course import bnn, ensembles, metrics, models, train
+from bdl_course import bnn, ensembles, likelihoods, metrics, models, train
 from bdl_course.utils import seed_everything
 
 
@@ -92,14 +92,12 @@ def test_fit_trains_a_bayesian_regressor_on_the_per_example_elbo():
     seed_everything(0)
     x, y = _line()
     x, y = x.double(), y.double()
-    model = models.GaussianRegressor(models.bayes_mlp(1, 8, 1, init_sigma=0.05)).double()
-    w = train.kl_weight("per_example", n_train=len(x))
-
-    def loss_fn(m, xb, yb):
-        return train.neg_elbo(metrics.gaussian_nll(yb, m(xb), m.noise_std), bnn.total_kl(m), w)
-
-    history = train.fit(model, x, y, loss_fn, epochs=20, batch_size=16, progress=False)
+    model = models.bayes_mlp(1, 8, 1, init_sigma=0.05).double()
+    lik = likelihoods.Gaussian(len(x), noise_std=1.0, learn_noise=True).double()
+    before = lik.raw_noise.detach().clone()
+    history = train.fit(model, x, y, lik, epochs=20, batch_size=16, progress=False)
     assert history[-1] < history[0]
+    assert not torch.equal(lik.raw_noise.detach(), before)  # fit optimises the likelihood's noise too
 
 
 def test_a_loss_that_becomes_nan_raises_floating_point_error_before_any_step():
