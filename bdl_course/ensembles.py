@@ -36,7 +36,7 @@ from .predictive import Predictive
 from .utils import check_int, check_positive, check_tensor
 
 __all__ = ["EnsembleLinear", "GaussianEnsemble", "DeepEnsemble", "MemberFailedWarning",
-           "TrainingFailure", "member_batches", "baseline_nll", "fit_ensemble", "sample_dropout",
+           "TrainingFailure", "member_batches", "baseline_nll", "fit_ensemble",
            "mixture_log_prob", "mixture_nll"]
 
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
@@ -120,7 +120,7 @@ class GaussianEnsemble(nn.Module):
         hidden: an int or a list of hidden widths.
         min_std: the floor of every predicted standard deviation (in the target's units).
         dropout: probability of dropping each hidden unit (0: none). With ``dropout > 0`` the
-            members are MC-dropout networks; see :func:`sample_dropout`.
+            members are MC-dropout networks; see :meth:`predictive`.
         devices: optional list of devices: the members are split into ``len(devices)`` groups of
             (nearly) equal size, one per device (e.g. several GPUs). The outputs are gathered on
             ``devices[0]``; don't move such a model with ``.to(...)``. Without it, the model
@@ -512,25 +512,6 @@ def _dropout_draws(model: "GaussianEnsemble", x: torch.Tensor, n_samples: int):
     return mu.view(j, n_samples, n).transpose(0, 1), sigma.view(j, n_samples, n).transpose(0, 1)
 
 
-@torch.no_grad()
-def sample_dropout(model: GaussianEnsemble, x: torch.Tensor, n_samples: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """MC dropout: ``S = n_samples`` forward passes with dropout on, in one vectorised pass.
-
-    ``x``: ``[N, D]`` or ``[J, N, D]`` as in :class:`GaussianEnsemble`. Returns ``(mu, sigma)``,
-    each ``[S, J, N]``: one Gaussian per dropout mask, per member and row.
-    (Old API: prefer ``model.predictive(x, n_samples=S)``.)
-    """
-    if not isinstance(model, GaussianEnsemble):
-        raise TypeError(f"model must be a GaussianEnsemble, got {type(model).__name__}")
-    if model.dropout == 0:
-        raise ValueError("model has dropout=0: every sample would be the same network")
-    check_int("n_samples", n_samples)
-    check_tensor("x", x, ndim=(2, 3), last_dim=model.in_features)
-    if x.dim() == 2:
-        x = x.unsqueeze(0).expand(model.n_members, *x.shape)
-    return _dropout_draws(model, x, n_samples)
-
-
 # ---------------------------------------------------------------- the predictive mixture
 
 def _check_mixture(mu: torch.Tensor, sigma: torch.Tensor) -> None:
@@ -566,6 +547,3 @@ def mixture_nll(y: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor, reductio
         raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
     nll = -mixture_log_prob(y, mu, sigma)
     return nll.mean() if reduction == "mean" else nll
-
-
-from .data import uci_splits  # noqa: E402,F401  (old home: tools/tune_uci.py calls it here)
