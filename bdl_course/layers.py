@@ -295,7 +295,3 @@ class BayesConv2d(BayesLayer):
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
                 f"padding={self.padding}, " + self._prior_repr())
-
-
-# ---------------------------------------------------------------- old homes, while lessons move (see /tmp/bdl_api.md)
-from .functional import kl_normal  # noqa: E402,F401  (still forbidden under this name by tests/test_pkg_grading.py)

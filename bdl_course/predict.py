@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from . import likelihoods  # noqa: F401  (loads bdl.likelihoods with the package; the producers' partner)
-from .predictive import Predictive, logmeanexp  # noqa: F401 (logmeanexp's old home, still forbidden by tests/test_pkg_grading.py)
+from .predictive import Predictive
 from .utils import check_int, check_tensor, temporarily
 
 __all__ = ["predictive", "mc_dropout", "MCDropout", "eval_mode", "sample_predictions_loop", "summarize"]

@@ -5,19 +5,19 @@ import pytest
 import torch
 
 import bdl_course
-from bdl_course import grading, layers, metrics, predict, utils
+from bdl_course import functional, grading, metrics, predict, predictive, utils
 from bdl_course.grading import ForbiddenCall
 
 
 def test_calling_a_forbidden_function_through_its_module_raises_forbidden_call():
-    with grading.forbid(layers.kl_normal):
+    with grading.forbid(functional.kl_normal):
         with pytest.raises(ForbiddenCall, match="kl_normal may not be called"):
-            layers.kl_normal(torch.zeros(1), torch.ones(1), 0.0, 1.0)
+            functional.kl_normal(torch.zeros(1), torch.ones(1), 0.0, 1.0)
 
 
 def test_calling_a_forbidden_function_through_an_alias_in_the_namespace_raises():
-    notebook = {"my_alias": predict.logmeanexp, "unrelated": predict.summarize}
-    with grading.forbid(predict.logmeanexp, namespace=notebook):
+    notebook = {"my_alias": predictive.logmeanexp, "unrelated": predict.summarize}
+    with grading.forbid(predictive.logmeanexp, namespace=notebook):
         with pytest.raises(ForbiddenCall, match="logmeanexp"):
             notebook["my_alias"](torch.zeros(3))
         assert notebook["unrelated"] is predict.summarize  # only the listed functions are blocked
@@ -45,7 +45,7 @@ def test_every_bdl_course_module_that_imported_the_function_gets_the_blocker():
 
 
 def test_functions_not_listed_keep_working_inside_the_block():
-    with grading.forbid(layers.kl_normal):
+    with grading.forbid(functional.kl_normal):
         assert metrics.rmse(torch.zeros(2), torch.zeros(2)) == 0.0
 
 
@@ -54,33 +54,33 @@ def test_forbidden_call_is_an_assertion_error_so_a_grader_counts_it_as_a_failed_
 
 
 def test_originals_are_restored_after_the_block():
-    original_kl, original_rmse = layers.kl_normal, metrics.rmse
+    original_kl, original_rmse = functional.kl_normal, metrics.rmse
     notebook = {"k": original_kl}
     with grading.forbid(original_kl, original_rmse, namespace=notebook):
         with pytest.raises(ForbiddenCall):
             notebook["k"](torch.ones(1), torch.ones(1), 0.0, 1.0)
         with pytest.raises(ForbiddenCall):
             metrics.rmse(torch.zeros(2), torch.zeros(2))
-    assert layers.kl_normal is original_kl and metrics.rmse is original_rmse
+    assert functional.kl_normal is original_kl and metrics.rmse is original_rmse
     assert notebook["k"] is original_kl
-    assert layers.kl_normal(torch.ones(1), torch.ones(1), 0.0, 1.0).item() > 0  # callable again
+    assert functional.kl_normal(torch.ones(1), torch.ones(1), 0.0, 1.0).item() > 0  # callable again
 
 
 def test_originals_are_restored_when_the_block_raises():
-    original = predict.logmeanexp
+    original = predictive.logmeanexp
     notebook = {"f": original}
     with pytest.raises(KeyError):
         with grading.forbid(original, namespace=notebook):
             raise KeyError("an answer failed")
-    assert predict.logmeanexp is original and notebook["f"] is original
+    assert predictive.logmeanexp is original and notebook["f"] is original
 
 
 # --- forbid blocks the function whatever reference reaches it (issue 11 §1) ---------------
 
 def test_a_default_argument_holding_the_function_is_blocked():
-    def answer(x, f=predict.logmeanexp):
+    def answer(x, f=predictive.logmeanexp):
         return f(x)
-    with grading.forbid(predict.logmeanexp):
+    with grading.forbid(predictive.logmeanexp):
         with pytest.raises(ForbiddenCall, match="logmeanexp"):
             answer(torch.zeros(3))
     assert answer(torch.zeros(3)).shape == ()  # works again after the block
@@ -88,9 +88,9 @@ def test_a_default_argument_holding_the_function_is_blocked():
 
 def test_functools_partial_and_containers_holding_the_function_are_blocked():
     import functools
-    part = functools.partial(layers.kl_normal, torch.ones(1))
-    table = {"kl": layers.kl_normal}
-    with grading.forbid(layers.kl_normal):
+    part = functools.partial(functional.kl_normal, torch.ones(1))
+    table = {"kl": functional.kl_normal}
+    with grading.forbid(functional.kl_normal):
         with pytest.raises(ForbiddenCall):
             part(torch.ones(1), 0.0, 1.0)
         with pytest.raises(ForbiddenCall):
@@ -100,14 +100,14 @@ def test_functools_partial_and_containers_holding_the_function_are_blocked():
 
 def test_a_copy_sharing_the_code_and_a_bound_method_are_blocked():
     import types as _types
-    copy_ = _types.FunctionType(predict.logmeanexp.__code__, predict.logmeanexp.__globals__, "mine",
-                                predict.logmeanexp.__defaults__, predict.logmeanexp.__closure__)
+    copy_ = _types.FunctionType(predictive.logmeanexp.__code__, predictive.logmeanexp.__globals__, "mine",
+                                predictive.logmeanexp.__defaults__, predictive.logmeanexp.__closure__)
 
     class Holder:
-        method = predict.logmeanexp
+        method = predictive.logmeanexp
 
     bound = Holder().method  # a bound method wrapping the function
-    with grading.forbid(predict.logmeanexp):
+    with grading.forbid(predictive.logmeanexp):
         with pytest.raises(ForbiddenCall):
             copy_(torch.zeros(3))
         with pytest.raises(ForbiddenCall):
