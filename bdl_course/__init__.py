@@ -2,24 +2,31 @@
 
 One module per concept; lessons import them by name, e.g. ``bdl.layers.BayesLinear``:
 
-- ``utils``      seeding, device choice, input checks
-- ``data``       seeded toy data, the Wine Quality loader, splits and standardisation
-- ``conjugate``  exact Bayesian linear regression (posterior and predictive)
-- ``layers``     Bayes-by-Backprop layers and the closed-form Gaussian KL
-- ``models``     small networks built from those layers
-- ``ensembles``  deep ensembles as one vectorised model; the uniform Gaussian mixture
-- ``train``      the ELBO with explicit KL scaling, the fit loop
-- ``predict``    batched predictive sampling, logmeanexp, summaries
-- ``metrics``    RMSE, Gaussian NLL
-- ``plots``      the figures the lessons draw
-- ``grading``    helpers the exercise tests use
+- ``utils``        seeding, device choice, input checks
+- ``data``         seeded toy data, the Wine Quality loader, splits and standardisation, images, the UCI protocol
+- ``conjugate``    exact Bayesian linear regression (posterior and predictive)
+- ``predictive``   the Predictive type every method returns (S components); the uncertainty decompositions
+- ``likelihoods``  Gaussian / heteroskedastic / categorical observation models: per-example ELBO, predictive
+- ``functional``   the math of the Bayesian layers (Gaussian KL, local reparameterisation)
+- ``layers``       Bayes-by-Backprop modules (BayesLinear, BayesConv2d)
+- ``bnn``          model-level utilities: total_kl, frozen, local_reparam, sample_network, pruning
+- ``models``       small networks built from those layers
+- ``ensembles``    deep ensembles of any network as one vectorised model, and their training
+- ``train``        the ELBO with explicit KL scaling, the one fit loop
+- ``predict``      one call for every method's predictive, MC dropout for any network
+- ``metrics``      every metric, (input, target) order: regression, calibration, OOD, conformal, UCI scores
+- ``hmc``          lesson 07's toy, network and pinned HMC samples (the gold standard)
+- ``laplace``      a full-network GGN Laplace approximation
+- ``plots``        the figures the lessons draw
+- ``grading``      helpers the exercise tests use
 """
 import os as _os
 import sys as _sys
 
 import torch as _torch
 
-from . import conjugate, data, ensembles, grading, layers, metrics, models, plots, predict, train, utils
+from . import (bnn, conjugate, data, ensembles, functional, grading, hmc, laplace, layers, likelihoods, metrics,
+               models, plots, predict, predictive, train, utils)
 from .utils import get_device, seed_everything
 
 __version__ = "0.1.0"  # the one place it is written (pyproject.toml reads it)
@@ -38,6 +45,6 @@ if "google.colab" in _sys.modules:
     _colab_output.enable_custom_widget_manager()
 
 __all__ = [
-    "conjugate", "data", "ensembles", "grading", "layers", "metrics", "models", "plots", "predict",
-    "train", "utils", "get_device", "seed_everything",
+    "bnn", "conjugate", "data", "ensembles", "functional", "grading", "hmc", "laplace", "layers", "likelihoods",
+    "metrics", "models", "plots", "predict", "predictive", "train", "utils", "get_device", "seed_everything",
 ]

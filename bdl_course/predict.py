@@ -14,7 +14,6 @@ from typing import Iterator
 import torch
 from torch import nn
 
-from . import likelihoods  # noqa: F401  (loads bdl.likelihoods with the package; the producers' partner)
 from .predictive import Predictive
 from .utils import check_int, check_tensor, temporarily
 
