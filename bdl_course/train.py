@@ -121,9 +121,45 @@ def optimise(model: nn.Module, params: list[torch.Tensor], epochs: int, batches:
     fused = len(devices) == 1 and next(iter(devices)).type in ("cpu", "cuda")
     optimizer = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=fused)
     model.train()
+    bar, clear = _epoch_bar(epochs, desc, progress_disabled(progress))
+    try:
+        history = _epochs(bar, batches, step_loss, n_rows, lr, callback, check_every_step, optimizer)
+    finally:
+        clear()
+    model.eval()
+    return history
+
+
+def _in_notebook() -> bool:
+    """Whether this runs in a Jupyter / Colab kernel (whose shell has a kernel), not a terminal."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython comes with the course extra
+        return False
+    shell = get_ipython()
+    return shell is not None and hasattr(shell, "kernel")
+
+
+def _epoch_bar(epochs: int, desc: str, disable: bool):
+    """A progress bar over the epochs, and the function to call when training ends.
+
+    In a notebook the bar's widget is shown through a display handle that is emptied at the end, so
+    a saved notebook keeps no widget view that a reopened one cannot render ("Error displaying
+    widget: model not found"); elsewhere it is tqdm's own text bar.
+    """
+    if not disable and _in_notebook():
+        from IPython.display import HTML, display
+        from tqdm.notebook import tqdm as notebook_tqdm
+
+        bar = notebook_tqdm(range(epochs), desc=desc, leave=False, display=False)
+        handle = display(bar.container, display_id=True)
+        return bar, (lambda: handle.update(HTML("")) if handle is not None else None)
+    return tqdm(range(epochs), desc=desc, disable=disable, leave=False), (lambda: None)
+
+
+def _epochs(bar, batches, step_loss, n_rows, lr, callback, check_every_step, optimizer) -> list:
     history = []
     step = 0
-    bar = tqdm(range(epochs), desc=desc, disable=progress_disabled(progress), leave=False)
     for epoch in bar:
         total = 0.0
         for idx in batches():
@@ -142,7 +178,6 @@ def optimise(model: nn.Module, params: list[torch.Tensor], epochs: int, batches:
             raise FloatingPointError(f"the training loss became non-finite in epoch {epoch}; "
                                      f"lower lr (now {lr}) or check the data")
         bar.set_postfix(loss=f"{float(torch.as_tensor(history[-1]).mean()):.4f}")
-    model.eval()
     return history
 
 

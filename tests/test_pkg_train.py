@@ -222,3 +222,29 @@ def test_fit_calls_the_loss_with_model_and_each_minibatch():
     train.fit(model, torch.randn(10, 1), torch.randn(10), loss_fn, epochs=1, batch_size=4, progress=False)
     assert calls == [4, 4, 2]
 
+
+
+def test_in_a_notebook_the_bar_is_shown_through_a_handle_that_is_emptied_at_the_end(monkeypatch):
+    """A saved notebook then holds no widget view that a reopened one cannot render (issue 12)."""
+    import IPython.display
+
+    shown = []
+
+    class Handle:
+        def update(self, obj):
+            shown.append(("update", obj))
+
+    def display(obj, display_id=False):
+        shown.append(("display", obj))
+        return Handle()
+    monkeypatch.setattr(IPython.display, "display", display)
+    monkeypatch.setattr(train, "_in_notebook", lambda: True)
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    x, y = _line(8)
+    train.fit(models.mlp(1, 3, 1), x, y, _mse, epochs=2, batch_size=4, progress=True)
+    assert [kind for kind, _ in shown] == ["display", "update"]
+    assert shown[-1][1].data == ""  # the output is replaced by nothing
+    shown.clear()
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    train.fit(models.mlp(1, 3, 1), x, y, _mse, epochs=1, batch_size=4, progress=True)
+    assert shown == []  # no bar, no display at all
