@@ -151,9 +151,13 @@ def _epoch_bar(epochs: int, desc: str, disable: bool):
         from IPython.display import HTML, display
         from tqdm.notebook import tqdm as notebook_tqdm
 
-        bar = notebook_tqdm(range(epochs), desc=desc, leave=False, display=False)
-        handle = display(bar.container, display_id=True)
-        return bar, (lambda: handle.update(HTML("")) if handle is not None else None)
+        try:
+            bar = notebook_tqdm(range(epochs), desc=desc, leave=False, display=False)
+        except ImportError:  # no ipywidgets in this kernel: tqdm's text bar below
+            pass
+        else:
+            handle = display(bar.container, display_id=True)
+            return bar, (lambda: handle.update(HTML("")) if handle is not None else None)
     return tqdm(range(epochs), desc=desc, disable=disable, leave=False), (lambda: None)
 
 
