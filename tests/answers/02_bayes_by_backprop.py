@@ -124,6 +124,11 @@ def sample_weight(mu, rho, eps):
 ''',
         ],
         "wrong": [
+            # the naive softplus in float64 and cast back: overflows to inf for rho = 1000
+            ('''
+def sample_weight(mu, rho, eps):
+    return mu + torch.log1p(torch.exp(rho.double())).to(rho.dtype) * eps
+''', {"sample_tests": 1, "sample_hidden": 0}),
             # the naive formula: overflows to inf at rho = 100 in float32
             ('''
 def sample_weight(mu, rho, eps):

@@ -42,6 +42,17 @@ def mean_gaussian_nll(y, mu, sigma):
 ''',
         ],
         "wrong": [
+            # torch's built-in clamps the variance at 1e-6: wrong for tiny sigma
+            ('''
+def mean_gaussian_nll(y, mu, sigma):
+    return torch.nn.functional.gaussian_nll_loss(mu, y, sigma**2, full=True)
+''', {"nll_tests": 1, "nll_hidden": 0}),
+            # sigma clamped at 1e-3 "for safety": wrong for tiny sigma
+            ('''
+def mean_gaussian_nll(y, mu, sigma):
+    s = sigma.clamp(min=1e-3)
+    return (0.5 * math.log(2 * math.pi) + torch.log(s) + (y - mu) ** 2 / (2 * s**2)).mean()
+''', {"nll_tests": 1, "nll_hidden": 0}),
             # log of the variance where the log of the standard deviation belongs
             ('''
 def mean_gaussian_nll(y, mu, sigma):

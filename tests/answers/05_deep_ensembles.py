@@ -100,12 +100,12 @@ def oob_gaussian_nll(forest, x_train, y_train, x_test, y_test):
     s = math.sqrt(np.mean((y_train - forest.oob_prediction_) ** 2))
     return -norm.logpdf(y_test, loc=forest.predict(x_test), scale=s).mean()
 ''',
-            # torch.distributions in float64; the spread as the (centred) std of the residuals
+            # torch.distributions in float64; the spread as the root mean square of the residuals
             '''
 def oob_gaussian_nll(forest, x_train, y_train, x_test, y_test):
     residual = torch.as_tensor(y_train - forest.oob_prediction_, dtype=torch.float64)
     pred = torch.as_tensor(forest.predict(x_test), dtype=torch.float64)
-    q = Normal(pred, residual.std(correction=0))
+    q = Normal(pred, residual.pow(2).mean().sqrt())
     return -q.log_prob(torch.as_tensor(y_test, dtype=torch.float64)).mean().item()
 ''',
             # the course's Gaussian NLL on tensors (float32), s^2 written through oob_score_ = R^2
@@ -118,6 +118,21 @@ def oob_gaussian_nll(forest, x_train, y_train, x_test, y_test):
 ''',
         ],
         "wrong": [
+            # the centred std of the residuals (their variance around their mean), not their root mean square
+            ('''
+def oob_gaussian_nll(forest, x_train, y_train, x_test, y_test):
+    residual = torch.as_tensor(y_train - forest.oob_prediction_, dtype=torch.float64)
+    pred = torch.as_tensor(forest.predict(x_test), dtype=torch.float64)
+    q = Normal(pred, residual.std(correction=0))
+    return -q.log_prob(torch.as_tensor(y_test, dtype=torch.float64)).mean().item()
+''', {"oob_tests": 0, "oob_hidden": 0}),
+            # np.var centres the residuals: not the mean of their squares
+            ('''
+def oob_gaussian_nll(forest, x_train, y_train, x_test, y_test):
+    s2 = np.var(y_train - forest.oob_prediction_)
+    e = y_test - forest.predict(x_test)
+    return float(np.mean(0.5 * np.log(2 * np.pi * s2) + e**2 / (2 * s2)))
+''', {"oob_tests": 0, "oob_hidden": 0}),
             # the spread from the forest's errors on its own training rows: far too small
             ('''
 def oob_gaussian_nll(forest, x_train, y_train, x_test, y_test):
@@ -152,7 +167,7 @@ def oob_gaussian_nll(forest, x_train, y_train, x_test, y_test):
     s = np.mean(np.abs(y_train - forest.oob_prediction_))
     r = y_test - forest.predict(x_test)
     return float(np.mean(np.log(s) + 0.5 * np.log(2 * np.pi) + r**2 / (2 * s**2)))
-''', {"oob_tests": 1, "oob_hidden": 0}),
+''', {"oob_tests": 0, "oob_hidden": 0}),
             # the 0.5 log(2 pi) constant left out
             ('''
 def oob_gaussian_nll(forest, x_train, y_train, x_test, y_test):

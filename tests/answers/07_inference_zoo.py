@@ -123,6 +123,12 @@ def closest_gap_variance(scores):
 ''',
         ],
         "wrong": [
+            # an asymmetric distance |r - 1| / r: prefers ratios above 1
+            ('''
+def closest_gap_variance(scores):
+    c = {k: v["gap var / HMC"] for k, v in scores.items() if k != "HMC"}
+    return min(c, key=lambda k: abs(c[k] - 1) / c[k] if c[k] > 0 else math.inf)
+''', {"closest_tests": 1, "closest_hidden": 0}),
             # a difference, not a factor
             ('''
 def closest_gap_variance(scores):
@@ -163,6 +169,16 @@ def closest_gap_variance(scores):
     "rhat_answer": {
         "tests": ["rhat_tests", "rhat_hidden"],
         "correct": [
+            # float32 arithmetic on float32 chains, no .double(): right to float32 precision
+            '''
+def split_rhat(chains):
+    C, T = chains.shape
+    n = T // 2
+    h = torch.cat([chains[:, :n], chains[:, n:]])
+    W = h.var(1).mean()
+    Bn = h.mean(1).var()
+    return float(torch.sqrt(((n - 1) / n * W + Bn) / W))
+''',
             '''
 def split_rhat(chains):
     n = chains.shape[1] // 2
