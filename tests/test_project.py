@@ -108,17 +108,6 @@ def test_every_lesson_has_its_wrong_answer_fixture():
     assert missing == [], f"add tests/fixtures/wrong_answers/<lesson>.py (see CONTRIBUTING.md): {missing}"
 
 
-def test_lessons_never_redeclare_a_helper_of_the_package():
-    import bdl_course
-
-    helpers = {name for module in vars(bdl_course).values() if hasattr(module, "__file__")
-               for name in dir(module) if not name.startswith("_")}
-    for name in LESSONS:
-        nb = nbformat.read(ROOT / "solutions" / name / f"{name}.ipynb", as_version=4)
-        defined = {m for c in nb.cells if c.cell_type == "code" for m in re.findall(r"^def (\w+)", c.source, re.M)}
-        assert defined & helpers == set(), f"{name} redefines {defined & helpers}"
-
-
 @pytest.mark.parametrize("env, threads", [({}, 1), ({"BDL_COURSE_THREADS": "2"}, 2), ({"OMP_NUM_THREADS": "2"}, 2)])
 def test_the_course_runs_torch_on_one_thread_unless_told_otherwise(env, threads):
     """Small networks beside a busy process: one intra-op thread (see bdl_course/__init__.py)."""

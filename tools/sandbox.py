@@ -406,9 +406,11 @@ def instrument(nb: nbformat.NotebookNode) -> tuple[nbformat.NotebookNode, Plan]:
         if is_test_cell(cell):
             cid, nonce = f"{GRADER}canary-{index}", secrets.token_hex(6)
             a, b = secrets.randbelow(10**6), 10**6 + secrets.randbelow(10**6)
+            # always an assert statement (in a form chosen at random): a transformer that strips
+            # asserts from test cells must strip it too, and so make the canary pass
             source = secrets.choice([f'assert {a} == {b}, "{nonce}"',
-                                     f'raise AssertionError("{nonce}")',
-                                     f'assert ({a} > {b}), "{nonce}"'])
+                                     f'assert ({a} > {b}), "{nonce}"',
+                                     f'assert not {b} - {a} > 0, "{nonce}"'])
             cells.append(_code_cell(cid, source))
             plan.canaries[cid] = nonce
     cells.append(_code_cell(f"{GRADER}probe-end", f"{probe_name}('end')"))
