@@ -115,3 +115,16 @@ def test_the_course_runs_torch_on_one_thread_unless_told_otherwise(env, threads)
     result = subprocess.run([sys.executable, "-c", "import bdl_course, torch; print(torch.get_num_threads())"],
                             capture_output=True, text=True, env={**clean, **env}, check=True)
     assert int(result.stdout) == threads
+
+
+@pytest.mark.parametrize("lesson", ALL_LESSONS)
+def test_every_lesson_ends_with_a_locked_claims_cell_of_asserts(lesson):
+    """The claims cell runs with the solution (the pipeline's solution run fails on any error), so a
+    change that makes a claim in the prose untrue fails CI."""
+    nb = nbformat.read(ROOT / "solutions" / lesson / f"{lesson}.ipynb", as_version=4)
+    last = [c for c in nb.cells if c.cell_type == "code"][-1]
+    meta = last.metadata.get("nbgrader", {})
+    assert last.source.startswith("# Claims made in this lesson"), "the last code cell is the claims cell"
+    assert meta.get("locked") and not meta.get("grade") and not meta.get("solution"), meta
+    asserts = re.findall(r"^\s*assert\b.*?,\s*\S", last.source, re.M)
+    assert len(asserts) >= 3, "one assert per claim, each with a message naming the cell that makes it"
