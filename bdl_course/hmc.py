@@ -282,6 +282,7 @@ def save_gold(gold: Gold, path: str | Path) -> str:
     try:
         with os.fdopen(fd, "wb") as out:
             out.write(data)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; the samples are for every user (and the grader's sandbox)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -489,3 +489,44 @@ def test_the_static_checks_pass_every_lessons_own_solution():
             nb = nbformat.read(path, as_version=4)
             answers = [c for c in nb.cells if c.cell_type == "code" and nbgrader_meta(c).get("solution")]
             assert sandbox.static_flags(answers) == [], folder.name
+
+
+# ---- the instructor's own solution is graded beside the class --------------------------------
+
+def _grade_folder(source: Path, out: Path, *extra: str) -> dict:
+    result = subprocess.run([sys.executable, str(ROOT / "tools" / "grade.py"), str(source), "--out", str(out),
+                             "--workers", "1", *extra], capture_output=True, text=True, timeout=300)
+    assert result.returncode in (0, 1), result.stdout[-2000:] + result.stderr[-2000:]
+    return {r["student"]: r for r in csv.DictReader((out / "grades.csv").read_text().splitlines())}
+
+
+def test_a_lesson_whose_own_solution_loses_points_in_the_sandbox_scores_nobody(tmp_path):
+    # e.g. a data file the sandbox cannot read: every student would be misgraded, so none is scored
+    if sandbox.available():
+        pytest.fail(sandbox.available(), pytrace=False)
+    release = release_notebook(tmp_path)
+    lesson = tmp_path / "lessons" / TOY
+    lesson.mkdir(parents=True)
+    solution = nbformat.read(FIXTURES / TOY / f"{TOY}.ipynb", as_version=4)
+    for cell in solution.cells:
+        if nbgrader_meta(cell).get("grade_id") == "square_answer":
+            cell.source = WRONG
+    nbformat.write(solution, lesson / f"{TOY}.ipynb")
+    flat = tmp_path / "in" / TOY
+    flat.mkdir(parents=True)
+    (flat / "ana.ipynb").write_text(nbformat.writes(with_answers(release, {"square_answer": RIGHT})))
+    rows = _grade_folder(tmp_path / "in", tmp_path / "out", "--extra-lesson-dir", str(lesson))
+    assert rows["ana"]["status"].startswith("could not grade: the lesson's own solution scores 1/3"), rows["ana"]
+    assert rows["ana"]["total"] in ("", "0"), rows["ana"]
+
+
+def test_lesson_07_which_reads_pinned_files_from_data_is_graded_right_in_the_sandbox(tmp_path):
+    # the one lesson that reads a committed file from data/ (its HMC draws): the sandbox must see it
+    if sandbox.available():
+        pytest.fail(sandbox.available(), pytrace=False)
+    lesson = "07_inference_zoo"
+    flat = tmp_path / "in" / lesson
+    flat.mkdir(parents=True)
+    (flat / "ana.ipynb").write_bytes((ROOT / "solutions" / lesson / f"{lesson}.ipynb").read_bytes())
+    rows = _grade_folder(tmp_path / "in", tmp_path / "out")
+    assert rows["ana"]["status"] == "graded" and rows["ana"]["total"] == rows["ana"]["max"], rows["ana"]

@@ -158,6 +158,7 @@ def test_download_of_a_good_file_writes_exactly_that_file_and_no_temporary(tmp_p
     assert data.download(good_red.as_uri(), dest, sha) == dest
     assert dest.read_bytes() == good_red.read_bytes()
     assert sorted(p.name for p in dest.parent.iterdir()) == [RED]
+    assert dest.stat().st_mode & 0o777 == 0o644, "readable by every user, the grader's sandbox included"
 
 
 def test_download_of_a_corrupt_file_raises_and_leaves_nothing_behind(tmp_path, good_red):

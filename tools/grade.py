@@ -352,6 +352,27 @@ def test_cell_points(nb) -> dict[str, tuple[float, float]]:
     return {c.metadata.nbgrader["grade_id"]: determine_grade(c) for c in nb.cells if sandbox.is_test_cell(c)}
 
 
+SELF_CHECK = "instructor-solution-check"  # the student id the lesson's own solution is graded under
+
+
+def solution_problem(result: dict) -> str:
+    """Why a lesson's own solution, graded in the sandbox, does not earn every point ('' if it does)."""
+    import nbformat
+
+    if not result.get("ok"):
+        return f"could not be graded ({result.get('error') or 'unknown error'})"
+    nb = nbformat.reads(result["notebook"], as_version=4)
+    cells = test_cell_points(nb)
+    got, full = sum(p or 0 for p, _ in cells.values()), sum(m for _, m in cells.values())
+    if result.get("flags"):
+        return f"was flagged ({'; '.join(result['flags'])[:300]})"
+    if got >= full:
+        return ""
+    errors = [f"cell {i}: {o.ename}: {str(o.evalue)[:200]}" for i, c in enumerate(nb.cells) if c.cell_type == "code"
+              for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    return f"scores {got:g}/{full:g}" + (f" (first error: {errors[0]})" if errors else "")
+
+
 def written_status(nb) -> str:
     from nbgrader.utils import determine_grade
     cells = [c for c in nb.cells if c.cell_type == "markdown" and c.metadata.get("nbgrader", {}).get("grade")]
@@ -455,6 +476,12 @@ def grade(args) -> tuple[list[Row], Path, dict]:
         tasks.append((row, make_task(template, sources[entry.lesson], entry.lesson, entry.student,
                                      nbformat.writes(nb), args.limits)))
 
+    # The instructor's own solution is graded beside the class, exactly like a submission: if it
+    # loses points in the sandbox (say a data file the sandbox cannot read), every student of that
+    # lesson would be misgraded, so none of them is scored.
+    checks = [(Row(name, SELF_CHECK), make_task(template, sources[name], name, SELF_CHECK,
+                                                (sources[name] / f"{name}.ipynb").read_text(), args.limits))
+              for name in sorted({row.lesson for row, _ in tasks})]
     started = time.monotonic()
     results = []
     if tasks:
@@ -462,8 +489,8 @@ def grade(args) -> tuple[list[Row], Path, dict]:
         try:
             # by reference (the module `grade` on the workers' PYTHONPATH), not pickled by value
             worker_fn = __import__("grade").grade_submission
-            futures = client.map(worker_fn, [t for _, t in tasks], pure=False)
-            for (row, _), future in zip(tasks, futures):
+            futures = client.map(worker_fn, [t for _, t in checks + tasks], pure=False)
+            for (row, _), future in zip(checks + tasks, futures):
                 try:
                     results.append((row, future.result()))
                 except Exception as error:  # noqa: BLE001  (a worker died: this submission only)
@@ -474,8 +501,20 @@ def grade(args) -> tuple[list[Row], Path, dict]:
             if cluster is not None:
                 cluster.close()
     batch_seconds = time.monotonic() - started
+    broken = {row.lesson: solution_problem(result) for row, result in results[:len(checks)]}
+    broken = {lesson: why for lesson, why in broken.items() if why}
+    for lesson, why in broken.items():
+        print(f"grade.py: {lesson}'s own solution {why} in the sandbox; its submissions are not scored",
+              file=sys.stderr)
 
-    for row, result in results:
+    for row, result in results[len(checks):]:
+        if row.lesson in broken:
+            row.status, row.reason = "could not grade", (
+                f"the lesson's own solution {broken[row.lesson]} in the sandbox, so no submission of this "
+                "lesson was scored (fix the course setup, then grade again)")
+            save_to_gradebook(course, row.lesson, row.student, None, False)
+            rows.append(row)
+            continue
         row.seconds = result.get("seconds")
         nb = None
         if result.get("ok"):
@@ -493,7 +532,9 @@ def grade(args) -> tuple[list[Row], Path, dict]:
         save_to_gradebook(course, row.lesson, row.student, nb, row.status == "flagged")
         rows.append(row)
 
-    for row, result in results:
+    for row, result in results[len(checks):]:
+        if row.lesson in broken:
+            continue
         if result.get("feedback"):
             page = course / "feedback" / row.student / row.lesson / f"{row.lesson}.html"
             page.parent.mkdir(parents=True, exist_ok=True)

@@ -100,6 +100,10 @@ def _ro_binds() -> list[str]:
     prefixes = {Path(sys.prefix), Path(sys.base_prefix), Path(os.path.realpath(sys.executable)).parent.parent}
     binds += sorted(p for p in prefixes if not str(p).startswith("/usr/"))
     binds.append(ROOT / "bdl_course")  # the editable install's package, never solutions/
+    if (ROOT / "data").is_dir():
+        # public data and lesson 07's pinned HMC draws (no answers there); pyproject.toml is what
+        # tells bdl_course.data.default_data_dir that it runs from a checkout with that folder
+        binds += [ROOT / "data", ROOT / "pyproject.toml"]
     data = os.environ.get("BDL_COURSE_DATA")
     if data and Path(data).is_dir():
         binds.append(Path(data).resolve())
