@@ -158,9 +158,21 @@ def open_and_run_all(driver, url: str, lesson: str, timeout: float = 420) -> dic
     driver.execute_script("window.jupyterapp.commands.execute('notebook:restart-run-all');")
     accept_dialog(driver)  # "Restart the kernel?"
 
-    def finished():  # the kernel idle and no cell queued or running (prompt [*]) since the run began
+    quiet_since = []
+
+    def finished():
+        """The last cell has run, or the kernel has sat idle with nothing queued for 10 s.
+
+        The kernel can look idle between two cells of a Run All for a moment (seen in lesson 04,
+        after its widget), so a single idle reading is not the end; a Run All that really stopped
+        is still seen after 10 s, and check_run_all then names the cells it did not reach."""
         s = state()
-        return s if s["kernel"] == "idle" and not s["running"] and any(c["count"] for c in s["cells"]) else None
+        idle = s["kernel"] == "idle" and not s["running"] and any(c["count"] for c in s["cells"])
+        if not idle:
+            quiet_since.clear()
+            return None
+        quiet_since.append(time.monotonic()) if not quiet_since else None
+        return s if s["cells"][-1]["count"] or time.monotonic() - quiet_since[0] > 10 else None
 
     wait_for(driver, finished, timeout, f"Run All of {lesson} to finish")
     time.sleep(2)  # and still so a moment later (outputs arrive after the reply)
