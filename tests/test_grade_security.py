@@ -538,3 +538,22 @@ def test_a_lesson_that_reads_pinned_files_from_data_is_graded_right_in_the_sandb
     (flat / "ana.ipynb").write_text(nbformat.writes(solution))
     rows = _grade_folder(tmp_path / "in", tmp_path / "out", "--extra-lesson-dir", str(lesson))
     assert rows["ana"]["status"] == "graded" and rows["ana"]["total"] == rows["ana"]["max"] == "3", rows["ana"]
+
+
+def test_the_sandbox_runs_a_lesson_as_a_students_machine_would(tmp_path):
+    # scikit-learn's n_jobs=-1 (lesson 05's forests) needs a writable /dev/shm for joblib's
+    # semaphores: without one joblib warned and ran serial, and grading cost 2.5 s more than the lesson
+    if sandbox.available():
+        pytest.fail(sandbox.available(), pytrace=False)
+    code = ("import os, tempfile, joblib\n"
+            "from joblib._multiprocessing_helpers import mp\n"
+            "print('workers', joblib.cpu_count(), os.cpu_count(), mp is not None)\n"
+            "for folder in ('/tmp', '/dev/shm'):\n"
+            "    with tempfile.NamedTemporaryFile(dir=folder) as f:\n"
+            "        f.write(b'x')\n"
+            "print('writable')")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    outputs = sandbox.run_sandboxed(nb, sandbox.Limits(), tmp_path / "scratch").executed.cells[0].outputs
+    text = "".join(o.get("text", "") + o.get("evalue", "") for o in outputs)
+    assert f"workers {os.cpu_count()} {os.cpu_count()} True\nwritable\n" == text, text

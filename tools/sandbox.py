@@ -167,7 +167,11 @@ def bwrap_command(scratch: Path, limits: Limits, uid: int | None) -> list[str]:
     else:
         cmd, drop = ["bwrap", "--unshare-all"], []
     cmd += ["--die-with-parent", "--new-session", "--clearenv",
-            "--hostname", "sandbox", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
+            "--hostname", "sandbox", "--proc", "/proc", "--dev", "/dev",
+            # world-writable like the real ones: the sandbox's uid needs /dev/shm for the
+            # semaphores of joblib and multiprocessing (without it scikit-learn's n_jobs=-1
+            # silently ran serial, lesson 05 2.5 s slower than on the student's machine)
+            "--perms", "1777", "--tmpfs", "/tmp", "--perms", "1777", "--tmpfs", "/dev/shm",
             *_ro_binds(), "--ro-bind", str(RUNNER), "/grader/sandbox_run.py",
             "--bind", str(scratch), INSIDE, "--chdir", INSIDE]
     for key, value in env.items():
