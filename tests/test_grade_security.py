@@ -60,6 +60,8 @@ HONEST = {
 }
 HOSTILE = {
     "x_patch_isclose": ("import math\nmath.isclose = lambda *a, **k: True\n" + WRONG, "flagged"),
+    "x_patch_when_called": ("def square(x):\n    import math\n    math.isclose = lambda *a, **k: True\n"
+                            "    return abs(x) * 3", "flagged"),  # a patch made inside the test, and kept
     "x_setattr_builtin": ("import builtins\nsetattr(builtins, 'abs', lambda v: v)\n" + WRONG, "flagged"),
     "x_always_equal": ("class Anything(float):\n    def __eq__(self, other):\n        return True\n"
                        "    __hash__ = float.__hash__\n\ndef square(x):\n    return Anything(0)", "flagged"),
@@ -327,6 +329,7 @@ def test_flags_say_what_was_seen(batch):
     assert "canary" in status["x_input_transformer"]
     assert "canary" in status["x_hidden_transformer"]
     assert "math.isclose" in status["x_patch_isclose"]
+    assert "rebinds math.isclose (seen by the end of test cell" in status["x_patch_when_called"]
     assert "forbid" in status["x_forbid_noop"]
     assert "__eq__" in status["x_always_equal"]
     assert "sys.path" in status["x_module_beside"] or "own folder" in status["x_module_beside"]
@@ -422,7 +425,26 @@ def test_a_zip_of_flat_folders_is_graded_and_reruns_are_idempotent(tmp_path):
     rows = {r["student"]: r for r in csv.DictReader(first.splitlines())}
     assert (rows["ana"]["total"], rows["ben"]["total"]) == ("3", "1")
     assert rows["ana"]["source"] == f"{TOY}/ana.ipynb"
-    assert grade(archive, tmp_path / "out") == first  # a rerun over the same output: the same CSV
+    page = tmp_path / "out" / "course" / "feedback" / "ana" / TOY / f"{TOY}.html"
+    assert "Score: 3.0 / 4.0" in html.unescape(page.read_text())
+
+    # the instructor marks ana's written answer in Formgrader (which writes the gradebook), then
+    # asks for the feedback again: it shows the mark and the comment
+    from nbgrader.api import Gradebook
+    with Gradebook(f"sqlite:///{tmp_path / 'out' / 'course' / 'gradebook.db'}") as gb:
+        gb.find_grade("written_answer", TOY, TOY, "ana").manual_score = 1
+        gb.find_comment("written_answer", TOY, TOY, "ana").manual_comment = "Right: x times x."
+        gb.db.commit()
+    again = subprocess.run([sys.executable, str(ROOT / "tools" / "grade.py"), "--feedback-only",
+                            "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and "feedback: 2 pages" in again.stdout, again.stdout + again.stderr
+    text = html.unescape(page.read_text())
+    assert "Score: 4.0 / 4.0" in text and "Right: x times x." in text
+
+    # a rerun over the same output: the same CSV (automatic points), and the mark is kept
+    assert grade(archive, tmp_path / "out") == first
+    text = html.unescape(page.read_text())
+    assert "Score: 4.0 / 4.0" in text and "Right: x times x." in text
 
 
 # ---- fast checks of the trusted steps (no notebook runs) ---------------------------------

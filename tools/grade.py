@@ -2,6 +2,7 @@
 trusted step; a grades CSV, HTML feedback and an instructor report.
 
     python tools/grade.py SUBMISSIONS [--out build/grading] [--workers N | --scheduler ADDRESS]
+    python tools/grade.py --feedback-only [--out build/grading]   (after marking in Formgrader)
 
 SUBMISSIONS (never modified) is any of
   - nbgrader's layout:  SUBMISSIONS/<student>/<lesson>/<lesson>.ipynb   (what `nbgrader collect` leaves;
@@ -13,8 +14,10 @@ and everyone else is graded. Reruns give the same results: OUT/course is rebuilt
 gradebook.db, so written answers already marked in Formgrader are kept.
 
 Writes OUT/grades.csv (one row per student and lesson), OUT/report.html (plots, flagged and
-ungraded lists), OUT/course/feedback/<student>/<lesson>/ (HTML without hidden tests), and
-OUT/course/, an nbgrader course the instructor opens with Formgrader to mark written answers.
+ungraded lists), OUT/course/feedback/<student>/<lesson>/ (HTML without hidden tests, made from
+the gradebook once every submission is graded), and OUT/course/, an nbgrader course the
+instructor opens with Formgrader to mark written answers; `--feedback-only` then rewrites the
+feedback with those marks.
 Exit status: 0 when every entry was graded and none flagged, 1 otherwise (the batch always completes).
 See docs/INSTRUCTORS.md (term workflow, limits, threat model).
 """
@@ -257,6 +260,21 @@ def _quiet() -> None:
     warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 
+def nbgrader_api(course: Path, overrides: dict | None = None):
+    """nbgrader's API on the course folder ``course`` with its nbgrader_config.py, plus
+    ``overrides`` ({section: {trait: value}})."""
+    from nbgrader.apps import NbGraderAPI
+    from nbgrader.coursedir import CourseDirectory
+    from traitlets.config.loader import PyFileConfigLoader
+
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(course)).load_config()
+    config.CourseDirectory.root = str(course)
+    for section, values in (overrides or {}).items():
+        for name, value in values.items():
+            setattr(config[section], name, value)
+    return NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
+
+
 def grade_submission(task: dict) -> dict:
     """Autograde one submission in a private scratch course; returns what the grader needs."""
     import tempfile
@@ -274,17 +292,10 @@ def grade_submission(task: dict) -> dict:
         submitted = course / "submitted" / student / lesson / f"{lesson}.ipynb"
         submitted.parent.mkdir(parents=True)
         submitted.write_text(task["notebook"])
-        from nbgrader.apps import NbGraderAPI
-        from nbgrader.coursedir import CourseDirectory
-        from traitlets.config.loader import PyFileConfigLoader
-
-        config = PyFileConfigLoader("nbgrader_config.py", path=str(course)).load_config()
-        config.CourseDirectory.root = str(course)
-        config.Autograde.autograde_preprocessors = sandbox.autograde_preprocessors()
-        config.SandboxExecute.limits = task["limits"]
-        config.SandboxExecute.scratch_root = str(tmp / "sandboxes")
-        config.SandboxExecute.source_notebook = str(course / nbcourse.SOURCE / lesson / f"{lesson}.ipynb")
-        api = NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
+        api = nbgrader_api(course, {"Autograde": {"autograde_preprocessors": sandbox.autograde_preprocessors()},
+                                    "SandboxExecute": {
+                                        "limits": task["limits"], "scratch_root": str(tmp / "sandboxes"),
+                                        "source_notebook": str(course / nbcourse.SOURCE / lesson / f"{lesson}.ipynb")}})
         sandbox.REPORTS.pop((lesson, student), None)
         result = api.autograde(lesson, student, force=True, create=True)
         report = sandbox.REPORTS.pop((lesson, student), {})
@@ -294,14 +305,6 @@ def grade_submission(task: dict) -> dict:
         graded = course / "autograded" / student / lesson / f"{lesson}.ipynb"
         if result.get("success") and graded.is_file():
             out["ok"], out["notebook"] = True, graded.read_text()
-            # feedback here too (parallel): hidden tests and their outputs are stripped (nbgrader_config.py)
-            made = api.generate_feedback(lesson, student, force=True)
-            page = course / "feedback" / student / lesson / f"{lesson}.html"
-            if made.get("success") and page.is_file():
-                out["feedback"] = page.read_text()
-            else:
-                out["feedback_error"] = next((line for line in reversed((made.get("error") or made.get("log") or
-                                              "").splitlines()) if line.strip()), "generate_feedback failed")
         else:
             error = (result.get("error") or "") + "\n" + out["log"]
             found = re.findall(r"^\s*(?:[\w.]+\.)?(\w*(?:Error|Exception)): (.+)$", error, flags=re.M)
@@ -401,6 +404,21 @@ def save_to_gradebook(course: Path, lesson: str, student: str, nb, flagged: bool
             gb.db.commit()
 
 
+def write_feedback(course: Path, lesson: str) -> dict[str, str]:
+    """nbgrader's feedback pages for every autograded notebook of ``lesson`` in ``course``, from
+    the course's own gradebook (so marks and comments entered in Formgrader are in them); hidden
+    tests are stripped (nbgrader_config.py). One nbgrader call per lesson, in the trusted process:
+    no student code runs here, nbconvert only renders the notebook. Returns {student: why} for
+    each autograded student whose page was not written."""
+    _quiet()
+    made = nbgrader_api(course).generate_feedback(lesson, force=True)
+    why = next((line for line in reversed((made.get("error") or made.get("log") or "").splitlines())
+                if line.strip()), "nbgrader's generate_feedback failed")
+    graded = sorted(p.parent.parent.name for p in (course / "autograded").glob(f"*/{lesson}/{lesson}.ipynb"))
+    return {student: why for student in graded
+            if not (course / "feedback" / student / lesson / f"{lesson}.html").is_file()}
+
+
 def make_client(args):
     from distributed import Client, LocalCluster
 
@@ -445,13 +463,7 @@ def grade(args) -> tuple[list[Row], Path, dict]:
         (course / "gradebook.db").write_bytes(keep_db)
     releases = {}
     if used:  # in this process (nbgrader's CLI would cost seconds of start-up per lesson)
-        from nbgrader.apps import NbGraderAPI
-        from nbgrader.coursedir import CourseDirectory
-        from traitlets.config.loader import PyFileConfigLoader
-
-        config = PyFileConfigLoader("nbgrader_config.py", path=str(course)).load_config()
-        config.CourseDirectory.root = str(course)
-        api = NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
+        api = nbgrader_api(course)
     for name in used:
         made = api.generate_assignment(name, force=True)
         if not made.get("success"):
@@ -532,17 +544,16 @@ def grade(args) -> tuple[list[Row], Path, dict]:
         save_to_gradebook(course, row.lesson, row.student, nb, row.status == "flagged")
         rows.append(row)
 
-    for row, result in results[len(checks):]:
-        if row.lesson in broken:
-            continue
-        if result.get("feedback"):
-            page = course / "feedback" / row.student / row.lesson / f"{row.lesson}.html"
-            page.parent.mkdir(parents=True, exist_ok=True)
-            page.write_text(result["feedback"])
-        elif result.get("ok"):
-            row.notes.append(f"feedback could not be generated: {result.get('feedback_error')}")
+    started = time.monotonic()
+    for lesson in sorted({row.lesson for row in rows if row.status != "could not grade"}):
+        missing = write_feedback(course, lesson)
+        for row in rows:
+            if row.lesson == lesson and row.status != "could not grade" and row.student in missing:
+                row.notes.append(f"feedback could not be generated: {missing[row.student]}")
+    feedback_seconds = time.monotonic() - started
     rows.sort(key=lambda r: (r.lesson, r.student, r.origin))
-    return rows, course, {"batch_seconds": batch_seconds, "sources": sources, "workers": args.workers}
+    return rows, course, {"batch_seconds": batch_seconds, "feedback_seconds": feedback_seconds,
+                          "sources": sources, "workers": args.workers}
 
 
 def write_csv(rows: list[Row], path: Path, sources: dict) -> None:
@@ -639,7 +650,10 @@ def write_report(rows: list[Row], path: Path, info: dict) -> None:
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("submissions", type=Path)
+    parser.add_argument("submissions", type=Path, nargs="?")
+    parser.add_argument("--feedback-only", action="store_true",
+                        help="grade nothing: rewrite OUT/course/feedback from OUT/course's gradebook, e.g. "
+                        "after marking written answers in Formgrader")
     parser.add_argument("--out", type=Path, default=nbcourse.ROOT / "build" / "grading")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="local Dask workers (default: cores)")
     parser.add_argument("--scheduler", help="address of a running Dask scheduler (e.g. tcp://host:8786) "
@@ -652,8 +666,27 @@ def parse_args(argv=None):
     for name, value in vars(defaults).items():
         group.add_argument(f"--{name.replace('_', '-')}", type=int, default=value, dest=f"limit_{name}")
     args = parser.parse_args(argv)
+    if (args.submissions is None) != args.feedback_only:
+        parser.error("give SUBMISSIONS to grade, or --feedback-only (and no SUBMISSIONS) to rewrite the feedback")
     args.limits = sandbox.Limits(**{k: getattr(args, f"limit_{k}") for k in vars(defaults)})
     return args
+
+
+def feedback_only(course: Path) -> int:
+    """`--feedback-only`: every lesson's feedback again from the gradebook, nothing graded."""
+    if not (course / "gradebook.db").is_file():
+        print(f"grade.py: no graded course at {course} (run grade.py SUBMISSIONS --out ... first)", file=sys.stderr)
+        return 2
+    lessons = sorted({p.parent.name for p in (course / "autograded").glob("*/*/*.ipynb")})
+    shutil.rmtree(course / "feedback", ignore_errors=True)
+    failed = 0
+    for lesson in lessons:
+        for student, why in write_feedback(course, lesson).items():
+            print(f"{lesson} {student}: feedback could not be generated: {why}", file=sys.stderr)
+            failed += 1
+    pages = len(list((course / "feedback").glob("*/*/*.html")))
+    print(f"feedback: {pages} pages in {course / 'feedback'} ({', '.join(lessons) or 'no lessons'})")
+    return 1 if failed else 0
 
 
 def main(argv=None) -> int:
@@ -661,6 +694,8 @@ def main(argv=None) -> int:
     _quiet()
     # nbgrader runs the `alembic` executable, which lives beside this Python (e.g. in .venv/bin)
     os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    if args.feedback_only:  # renders notebooks already graded; runs no student code
+        return feedback_only(args.out / "course")
     why = sandbox.available()
     if why:
         print(f"grade.py: cannot sandbox student code: {why}", file=sys.stderr)
@@ -678,7 +713,8 @@ def main(argv=None) -> int:
                 "could not grade": f"COULD NOT GRADE: {row.reason}"}[row.status]
         print(f"{row.lesson:<28} {row.student:<20} {score:>9}  {text[:200]}")
     print(f"\ngrades: {args.out / 'grades.csv'}; report: {args.out / 'report.html'}; "
-          f"feedback: {course / 'feedback'}; batch {info['batch_seconds']:.1f} s")
+          f"feedback: {course / 'feedback'}; batch {info['batch_seconds']:.1f} s, "
+          f"feedback {info['feedback_seconds']:.1f} s")
     return 0 if all(r.status == "graded" for r in rows) else 1
 
 

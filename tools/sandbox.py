@@ -150,7 +150,7 @@ def _limits_preexec(limits: Limits, uid: int | None):
 
 def bwrap_command(scratch: Path, limits: Limits, uid: int | None) -> list[str]:
     env = {"HOME": f"{INSIDE}/home", "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
-           "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"), "MPLBACKEND": "Agg",
+           "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
            "IPYTHONDIR": f"{INSIDE}/home/.ipython", "MPLCONFIGDIR": f"{INSIDE}/home/.mpl",
            "JUPYTER_RUNTIME_DIR": f"{INSIDE}/home/.jupyter/runtime",
            "JUPYTER_CONFIG_DIR": f"{INSIDE}/home/.jupyter", "JUPYTER_DATA_DIR": f"{INSIDE}/home/.jupyter/data",
@@ -189,10 +189,24 @@ class RunResult:
     log: str
 
 
+def _seed_font_cache(mplconfigdir: Path) -> None:
+    """A copy of this machine's matplotlib font list: a student's kernel has one, and without it
+    every sandbox spent a second rebuilding it (calling fc-list, whose error reached stderr)."""
+    try:
+        import matplotlib
+        found = sorted(Path(matplotlib.get_cachedir()).glob("fontlist-v*.json"))
+    except Exception:  # noqa: BLE001  (no cache here: matplotlib builds one in the sandbox)
+        found = []
+    if found:
+        mplconfigdir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(found[-1], mplconfigdir / found[-1].name)
+
+
 def run_sandboxed(nb: nbformat.NotebookNode, limits: Limits, scratch: Path) -> RunResult:
     """Execute ``nb`` inside the sandbox, ``scratch`` being its only writable folder."""
     scratch.mkdir(parents=True, exist_ok=True)
     (scratch / "home").mkdir(exist_ok=True)
+    _seed_font_cache(scratch / "home" / ".mpl")
     nbformat.write(nb, scratch / "submission.ipynb")
     uid = _sandbox_uid()
     if uid is not None:
@@ -336,9 +350,23 @@ def _grader_setup(modules, nonce):
              "kernel_overrides": sorted(k for k, v in vars(ip.kernel).items() if callable(v))
                                  if getattr(ip, "kernel", None) else []}
         return h
-    base_snap, base_hooks = snapshot(), hooks()
+    import gc
+    def quietly(fn):
+        # the probe allocates thousands of short-lived objects: with the collector paused they
+        # never reach an older generation, so the lesson's own cells meet no extra full
+        # collection (one cost lesson 01 0.1 s)
+        paused = gc.isenabled()
+        gc.disable()
+        try:
+            return fn()
+        finally:
+            if paused:
+                gc.enable()
+    base_snap, base_hooks = quietly(snapshot), quietly(hooks)
     def probe(label):
         import json
+        print("GRADER-PROBE", nonce, label, json.dumps(quietly(check)))
+    def check():
         issues = []
         now = snapshot()
         # ipykernel rebinds input/getpass for every execute request
@@ -357,7 +385,7 @@ def _grader_setup(modules, nonce):
         bad_path = [p for p in sys.path if p in ("", ".") or str(p).startswith("/sandbox")]
         if bad_path:
             issues.append("puts its own folder on sys.path")
-        print("GRADER-PROBE", nonce, label, json.dumps(issues))
+        return issues
     return probe
 '''
 
@@ -406,20 +434,22 @@ def instrument(nb: nbformat.NotebookNode) -> tuple[nbformat.NotebookNode, Plan]:
     cells = [_code_cell(f"{GRADER}setup", setup)]
     plan.probes[f"{GRADER}setup"] = "start"
     for index, cell in enumerate(nb.cells):
-        if is_test_cell(cell):
-            pid = f"{GRADER}probe-{index}"
-            cells.append(_code_cell(pid, f"{probe_name}({pid!r})"))
-            plan.probes[pid] = pid
         cells.append(cell)
-        if is_test_cell(cell):
-            cid, nonce = f"{GRADER}canary-{index}", secrets.token_hex(6)
+        following = nb.cells[index + 1] if index + 1 < len(nb.cells) else None
+        if is_test_cell(cell) and not (following is not None and is_test_cell(following)):
+            # one grader cell after each run of test cells (an exercise's visible and hidden
+            # tests; each cell costs a kernel round trip): the probe, then the canary, which must
+            # fail as any test does. A patch made before the tests, or during them and kept, is
+            # seen here; one undone within the tests would escape a probe placed before them too.
+            cid, nonce = f"{GRADER}check-{index}", secrets.token_hex(6)
             a, b = secrets.randbelow(10**6), 10**6 + secrets.randbelow(10**6)
             # always an assert statement (in a form chosen at random): a transformer that strips
-            # asserts from test cells must strip it too, and so make the canary pass
-            source = secrets.choice([f'assert {a} == {b}, "{nonce}"',
-                                     f'assert ({a} > {b}), "{nonce}"',
+            # asserts from test cells must strip it too, and so make the canary pass; in `finally`,
+            # so that it runs even when the probe was sabotaged
+            canary = secrets.choice([f'assert {a} == {b}, "{nonce}"', f'assert ({a} > {b}), "{nonce}"',
                                      f'assert not {b} - {a} > 0, "{nonce}"'])
-            cells.append(_code_cell(cid, source))
+            cells.append(_code_cell(cid, f"try:\n    {probe_name}({cid!r})\nfinally:\n    {canary}"))
+            plan.probes[cid] = cid
             plan.canaries[cid] = nonce
     cells.append(_code_cell(f"{GRADER}probe-end", f"{probe_name}('end')"))
     plan.probes[f"{GRADER}probe-end"] = "end"
@@ -463,7 +493,7 @@ def merge_and_check(nb: nbformat.NotebookNode, plan: Plan, executed: dict) -> li
         except ValueError:
             issues = ["an unreadable report"]
         for issue in issues:
-            text = f"the submission {issue}" + ("" if label in ("start", "end") else f" (seen before test cell {label.split('-')[-1]})")
+            text = f"the submission {issue}" + ("" if label in ("start", "end") else f" (seen by the end of test cell {label.split('-')[-1]})")
             if not any(issue in f for f in flags):
                 flags.append(text)
     for cid, nonce in plan.canaries.items():
@@ -500,11 +530,9 @@ def instrument_ids(nb, plan: Plan) -> list:
     """The cells in the order the instrumented notebook has them (ids only matter)."""
     out = [{"id": f"{GRADER}setup"}]
     for index, cell in enumerate(nb.cells):
-        if f"{GRADER}probe-{index}" in plan.probes:
-            out.append({"id": f"{GRADER}probe-{index}"})
         out.append({"id": cell.get("id")})
-        if f"{GRADER}canary-{index}" in plan.canaries:
-            out.append({"id": f"{GRADER}canary-{index}"})
+        if f"{GRADER}check-{index}" in plan.canaries:
+            out.append({"id": f"{GRADER}check-{index}"})
     out.append({"id": f"{GRADER}probe-end"})
     return out
 
@@ -689,9 +717,9 @@ def _make_preprocessor():
 
 
 def autograde_preprocessors() -> list:
-    """nbgrader's autograde steps, with its Execute replaced by the sandbox."""
+    """nbgrader's autograde steps, with its Execute replaced by the sandbox. Not SaveAutoGrades:
+    the worker's gradebook is a scratch copy, and the trusted process scores the returned
+    notebook into the course's own (tools/grade.py, save_to_gradebook)."""
     from nbconvert.preprocessors import ClearMetadataPreprocessor
-    from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, IgnorePattern, LimitOutput,
-                                        SaveAutoGrades)
-    return [_make_preprocessor(), IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades,
-            AssignLatePenalties, CheckCellMetadata]
+    from nbgrader.preprocessors import CheckCellMetadata, IgnorePattern, LimitOutput
+    return [_make_preprocessor(), IgnorePattern, ClearMetadataPreprocessor, LimitOutput, CheckCellMetadata]
