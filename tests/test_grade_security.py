@@ -579,3 +579,49 @@ def test_the_sandbox_runs_a_lesson_as_a_students_machine_would(tmp_path):
     outputs = sandbox.run_sandboxed(nb, sandbox.Limits(), tmp_path / "scratch").executed.cells[0].outputs
     text = "".join(o.get("text", "") + o.get("evalue", "") for o in outputs)
     assert f"workers {os.cpu_count()} {os.cpu_count()} True\nwritable\n" == text, text
+
+
+def test_a_running_dask_cluster_grades_the_class_with_the_scheduler_option(tmp_path):
+    # a cluster started as docs/INSTRUCTORS.md says (a scheduler, and workers with tools/ on their
+    # PYTHONPATH); grade.py then starts no cluster of its own, so the work was done by this one
+    if sandbox.available():
+        pytest.fail(sandbox.available(), pytrace=False)
+    flat = tmp_path / "in" / TOY
+    flat.mkdir(parents=True)
+    release = release_notebook(tmp_path)
+    (flat / "ana.ipynb").write_text(nbformat.writes(with_answers(release, {"square_answer": RIGHT})))
+    (flat / "ben.ipynb").write_text(nbformat.writes(with_answers(release, {"square_answer": WRONG})))
+    dask = str(Path(sys.executable).parent / "dask")
+    info = tmp_path / "scheduler.json"
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "tools")}
+    logs = [open(tmp_path / f"{name}.log", "w") for name in ("scheduler", "worker")]
+    scheduler = subprocess.Popen([dask, "scheduler", "--scheduler-file", str(info), "--host", "127.0.0.1",
+                                  "--no-dashboard"], stdout=logs[0], stderr=logs[0], env=env)
+    worker = None
+    try:
+        for _ in range(300):
+            if info.is_file() and info.stat().st_size:
+                break
+            time.sleep(0.1)
+        address = json.loads(info.read_text())["address"]
+        worker = subprocess.Popen([dask, "worker", address, "--nthreads", "1", "--nworkers", "1",
+                                   "--no-dashboard", "--memory-limit", "0"], stdout=logs[1], stderr=logs[1], env=env)
+        result = subprocess.run([sys.executable, str(ROOT / "tools" / "grade.py"), str(tmp_path / "in"),
+                                 "--out", str(tmp_path / "out"), "--extra-lesson-dir", str(FIXTURES / TOY),
+                                 "--scheduler", address], capture_output=True, text=True, timeout=300)
+        from distributed import Client
+        with Client(address, timeout=30) as client:  # the tasks this cluster's scheduler saw finish
+            ran = client.run_on_scheduler(lambda dask_scheduler: {
+                name: prefix.state_counts["memory"] for name, prefix in dask_scheduler.task_prefixes.items()})
+    finally:
+        for proc in (worker, scheduler):
+            if proc is not None:
+                proc.terminate()
+                proc.wait(timeout=30)
+        for log in logs:
+            log.close()
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    rows = {r["student"]: r for r in csv.DictReader((tmp_path / "out" / "grades.csv").read_text().splitlines())}
+    assert (rows["ana"]["total"], rows["ben"]["total"]) == ("3", "1")
+    assert ran.get("grade_submission") == 3, ran  # the two students and the lesson's own solution
+    assert (tmp_path / "out" / "course" / "feedback" / "ana" / TOY / f"{TOY}.html").is_file()
