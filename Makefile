@@ -32,7 +32,7 @@ LAB_ARGS := $(if $(filter 0,$(shell id -u)),--allow-root,)
 # nbgrader's gradebook runs the `alembic` executable, which lives in .venv/bin
 LAB_PATH := PATH="$(CURDIR)/$(VENV)/bin:$$PATH"
 
-.PHONY: help course test test-browser lab instructor release grade bench clean
+.PHONY: help course test test-browser lab instructor release grade feedback bench clean
 
 help:
 	@echo "make course   run every lesson headless, print a table of run times and results"
@@ -44,6 +44,8 @@ help:
 	@echo "              its gradebook and exchange in build/instructor/"
 	@echo "make release  regenerate lessons/ from solutions/ with nbgrader"
 	@echo "make grade    autograde SUBMISSIONS=folder (folder/<student>/<lesson>/<lesson>.ipynb)"
+	@echo "              (GRADE_ARGS=\"--workers 4 --cell-timeout 300\": tools/grade.py --help)"
+	@echo "make feedback rewrite the feedback from the gradebook, after marking in Formgrader"
 	@echo "make bench    benchmarks, printed as a table"
 
 $(STAMP): pyproject.toml
@@ -84,7 +86,10 @@ release: $(STAMP)
 	$(PY) tools/release.py $(LESSONS)
 
 grade: $(STAMP)
-	$(PY) tools/grade.py $(SUBMISSIONS)
+	$(PY) tools/grade.py $(SUBMISSIONS) $(GRADE_ARGS)
+
+feedback: $(STAMP)
+	$(PY) tools/grade.py --feedback-only $(GRADE_ARGS)
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py

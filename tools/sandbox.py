@@ -155,7 +155,10 @@ def bwrap_command(scratch: Path, limits: Limits, uid: int | None) -> list[str]:
            "JUPYTER_RUNTIME_DIR": f"{INSIDE}/home/.jupyter/runtime",
            "JUPYTER_CONFIG_DIR": f"{INSIDE}/home/.jupyter", "JUPYTER_DATA_DIR": f"{INSIDE}/home/.jupyter/data",
            "JUPYTER_PLATFORM_DIRS": "1", "PYTHONSAFEPATH": "1", "PYTHONNOUSERSITE": "1",
-           "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0", "LANG": "C.UTF-8"}
+           "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0", "LANG": "C.UTF-8",
+           # progress bars nobody watches (make course runs without them too): their widget
+           # messages cost lesson 03 half a second, and feedback would show them frozen at 0%
+           "TQDM_DISABLE": "1"}
     if os.environ.get("BDL_COURSE_DATA"):
         env["BDL_COURSE_DATA"] = str(Path(os.environ["BDL_COURSE_DATA"]).resolve())
     if uid is not None:
