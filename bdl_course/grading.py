@@ -135,6 +135,7 @@ def forbid(*functions, namespace: dict | None = None):
             by_code = {}
             for f in python_functions:
                 by_code.setdefault(f.__code__, f)
+            gc.unfreeze()  # frozen objects are invisible to get_objects(): a copy could hide there
             holders = [obj for obj in gc.get_objects()
                        if type(obj) is types.FunctionType and obj.__code__ in by_code]
             for f in python_functions:  # not tracked by gc in rare cases: include them explicitly

@@ -115,6 +115,22 @@ def test_a_copy_sharing_the_code_and_a_bound_method_are_blocked():
     assert copy_(torch.zeros(3)).shape == ()
 
 
+def test_a_copy_hidden_from_the_collector_with_gc_freeze_is_blocked():
+    # gc.get_objects() skips frozen objects: a copy made, then frozen, would otherwise escape
+    import gc
+    import types as _types
+    copy_ = _types.FunctionType(predictive.logmeanexp.__code__, predictive.logmeanexp.__globals__, "hidden",
+                                predictive.logmeanexp.__defaults__)
+    gc.freeze()
+    try:
+        with grading.forbid(predictive.logmeanexp):
+            with pytest.raises(ForbiddenCall):
+                copy_(torch.zeros(3))
+    finally:
+        gc.unfreeze()
+    assert copy_(torch.zeros(3)).shape == ()
+
+
 def test_a_function_with_a_closure_can_be_forbidden_and_restored():
     scale = 3.0
 
