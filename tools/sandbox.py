@@ -2,8 +2,8 @@
 
 The trusted side (this module, in the grader's process) never executes student code. It
 1. instruments the notebook nbgrader has sanitised (locked test cells restored): a probe cell
-   first, a probe before every test cell and at the end, a canary after every test cell (a test
-   the grader wrote that must fail);
+   first, after each run of test cells one cell holding a probe and a canary (a test the
+   grader wrote that must fail), and a probe at the end;
 2. runs it with tools/sandbox_run.py inside `bwrap` (a private copy of the notebook only, no
    network, read-only system and venv, no home, solutions or gradebook; rlimits on memory, CPU,
    processes and file size; a wall-clock limit; every process dies with the sandbox);
