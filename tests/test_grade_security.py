@@ -625,3 +625,20 @@ def test_a_running_dask_cluster_grades_the_class_with_the_scheduler_option(tmp_p
     assert (rows["ana"]["total"], rows["ben"]["total"]) == ("3", "1")
     assert ran.get("grade_submission") == 3, ran  # the two students and the lesson's own solution
     assert (tmp_path / "out" / "course" / "feedback" / "ana" / TOY / f"{TOY}.html").is_file()
+
+
+def test_figures_are_drawn_into_the_graded_notebook_only_when_asked(tmp_path):
+    # off by default (the lessons' plots are the lessons' own; drawing them is most of what grading
+    # a short lesson adds); either way a figure is shown and closed, as the inline backend does
+    if sandbox.available():
+        pytest.fail(sandbox.available(), pytrace=False)
+    code = ("import matplotlib.pyplot as plt\nfor i in range(25):\n    plt.plot([0, i])\n    plt.show()\n"
+            "print('open figures:', len(plt.get_fignums()))")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    for figures, kinds in [(False, {"text/plain"}), (True, {"image/png", "text/plain"})]:
+        outputs = sandbox.run_sandboxed(nb, sandbox.Limits(), tmp_path / str(figures), figures=figures) \
+            .executed.cells[0].outputs
+        shown = [o for o in outputs if o.output_type == "display_data"]
+        assert len(shown) == 25 and all(set(o.data) == kinds for o in shown), (figures, outputs[:2])
+        assert "open figures: 0\n" in [o.get("text") for o in outputs if o.output_type == "stream"]
