@@ -562,6 +562,12 @@ def test_a_lesson_that_reads_pinned_files_from_data_is_graded_right_in_the_sandb
     assert rows["ana"]["status"] == "graded" and rows["ana"]["total"] == rows["ana"]["max"] == "3", rows["ana"]
 
 
+def one_cell_notebook(code: str) -> nbformat.NotebookNode:
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    return nb
+
+
 def test_the_sandbox_runs_a_lesson_as_a_students_machine_would(tmp_path):
     # scikit-learn's n_jobs=-1 (lesson 05's forests) needs a writable /dev/shm for joblib's
     # semaphores: without one joblib warned and ran serial, and grading cost 2.5 s more than the lesson
@@ -574,8 +580,7 @@ def test_the_sandbox_runs_a_lesson_as_a_students_machine_would(tmp_path):
             "    with tempfile.NamedTemporaryFile(dir=folder) as f:\n"
             "        f.write(b'x')\n"
             "print('writable')")
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb = one_cell_notebook(code)
     outputs = sandbox.run_sandboxed(nb, sandbox.Limits(), tmp_path / "scratch").executed.cells[0].outputs
     text = "".join(o.get("text", "") + o.get("evalue", "") for o in outputs)
     assert f"workers {os.cpu_count()} {os.cpu_count()} True\nwritable\n" == text, text
@@ -634,8 +639,7 @@ def test_figures_are_drawn_into_the_graded_notebook_only_when_asked(tmp_path):
         pytest.fail(sandbox.available(), pytrace=False)
     code = ("import matplotlib.pyplot as plt\nfor i in range(25):\n    plt.plot([0, i])\n    plt.show()\n"
             "print('open figures:', len(plt.get_fignums()))")
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb = one_cell_notebook(code)
     for figures, kinds in [(False, {"text/plain"}), (True, {"image/png", "text/plain"})]:
         outputs = sandbox.run_sandboxed(nb, sandbox.Limits(), tmp_path / str(figures), figures=figures) \
             .executed.cells[0].outputs

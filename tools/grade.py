@@ -295,7 +295,7 @@ def grade_submission(task: dict) -> dict:
         api = nbgrader_api(course, {"Autograde": {"autograde_preprocessors": sandbox.autograde_preprocessors()},
                                     "SandboxExecute": {
                                         "limits": task["limits"], "scratch_root": str(tmp / "sandboxes"),
-                                        "figures": task.get("figures", False),
+                                        "figures": task["figures"],
                                         "source_notebook": str(course / nbcourse.SOURCE / lesson / f"{lesson}.ipynb")}})
         sandbox.REPORTS.pop((lesson, student), None)
         result = api.autograde(lesson, student, force=True, create=True)

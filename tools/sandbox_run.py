@@ -54,8 +54,7 @@ def main() -> None:
         pass
     nb = nbformat.read(args.notebook, as_version=4)
     os.unlink(args.notebook)  # nor read the instrumented notebook from disk
-    # Unix sockets, as the student's Jupyter and `make course` use: over TCP each message costs
-    # more (lesson 03's progress bars and figures: a second)
+    # Unix sockets, as `make course` (tools/run_lessons.py) runs the lessons
     config = Config()
     config.KernelManager.transport = "ipc"
     config.KernelManager.ip = tempfile.mkdtemp(prefix="k-") + "/k"
